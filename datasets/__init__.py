@@ -1,0 +1,1 @@
+"""Task adapters (installed as `mubench.datasets`) and their committed split manifests under splits/."""

@@ -1,0 +1,182 @@
+"""`mubench run | ls | leaderboard`: the command line. User errors print one sentence, exit 2."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from mubench.errors import MubenchError
+
+PRESETS = ("default", "smoke")
+
+
+def _user_errors(command):
+    """Run a command; print a MubenchError as one line on stderr and exit 2, with no traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MubenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="mubench")
+def main() -> None:
+    """mubench: a benchmark suite for machine unlearning on image classifiers."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+
+
+def _names(text: str | None, registry, option: str) -> list[str]:
+    if text is None:
+        return registry.names()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise MubenchError(f"{option} {text!r} names nothing; give a comma-separated list.")
+    return [registry.resolve(n) for n in names]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise MubenchError(f"--seeds {text!r} is not a comma-separated list of integers (e.g. 0,1,2).") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise MubenchError(f"--seeds {text!r} must be distinct non-negative integers (e.g. 0,1,2).")
+    return seeds
+
+
+def _writable(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".mubench-write-check"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise MubenchError(f"--out {str(out)!r} is not writable ({exc.strerror or exc}); choose a folder you can "
+                           f"write to.") from None
+    return out
+
+
+def _device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MubenchError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto.")
+    return torch.device(name)
+
+
+@main.command()
+@click.option("--methods", help="Comma-separated method names (default: every registered method).")
+@click.option("--tasks", default="digits", show_default=True, help="Comma-separated task names.")
+@click.option("--backbones", default="resnet18", show_default=True, help="Comma-separated backbone names.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds, e.g. 0,1,2.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
+              help="Folder for the MLflow store, model cache and leaderboards.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db).")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
+              help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
+@click.option("--set", "assignments", multiple=True, metavar="METHOD.FIELD=VALUE",
+              help="Override a method's Config field; repeatable.")
+@click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True,
+              help="smoke: a few hundred samples and one training epoch, to check a method quickly.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True,
+              help="Classifier head; mlp is the DLFD authors' 512→256→128→C head.")
+@click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Local state dict to initialise the backbone trunk (nothing is downloaded).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where trained references are cached (default: $MUBENCH_CACHE or <out>/cache).")
+@click.option("--ablate", is_flag=True, help="Also run each method's ablation variants (e.g. DLFD's components).")
+@click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
+@_user_errors
+def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
+        pretrained, cache_dir, ablate, quiet) -> None:
+    """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
+    from mubench.harness import RunPlan, run as run_grid
+    from mubench.leaderboard import render_all
+    from mubench.plan import method_specs
+    from mubench.tracking import default_tracking_uri
+    from mubench.backbones import BACKBONES
+    from mubench.tasks import TASKS
+
+    plan = RunPlan(
+        methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
+        tasks=_names(tasks, TASKS, "--tasks"), backbones=_names(backbones, BACKBONES, "--backbones"),
+        seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
+        data_root=data_root, head=head, pretrained=pretrained,
+        cache_dir=cache_dir or Path(os.environ.get("MUBENCH_CACHE") or out / "cache"), quiet=quiet,
+        command=shlex.join(["mubench", *sys.argv[1:]]))
+    plan.tracking_uri = tracking_uri or default_tracking_uri(out)
+    summary = run_grid(plan)
+    boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)
+    if not quiet:
+        for path, text in boards.values():
+            click.echo(text)
+    click.echo(f"{summary.cells} cells, {len(summary.failures)} failed; references from cache: "
+               f"{summary.cache_hits}, trained: {summary.cache_misses}; leaderboards in {out / 'leaderboards'}; "
+               f"MLflow store: {plan.tracking_uri}", err=True)
+    if summary.failures:
+        for failure in summary.failures:
+            click.echo(f"failed: {failure.label} on {failure.task}/{failure.backbone} seed {failure.seed}: "
+                       f"{failure.error}", err=True)
+        sys.exit(1)
+
+
+def _methods_registry():
+    from mubench.api import METHODS
+    return METHODS
+
+
+@main.command(name="ls")
+@click.argument("what", type=click.Choice(["methods", "tasks", "backbones"]))
+@_user_errors
+def ls(what) -> None:
+    """List the registered methods, tasks or backbones."""
+    from mubench.backbones import BACKBONES
+    from mubench.registry import RegistryError
+    from mubench.tasks import TASKS
+    registry = {"methods": _methods_registry(), "tasks": TASKS, "backbones": BACKBONES}[what]
+    broken = 0
+    for name in registry.names():
+        try:
+            obj = registry.get(name)
+        except RegistryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            broken += 1
+            continue
+        doc = (obj.__doc__ or "").strip().splitlines()
+        click.echo(f"{name:<16} {doc[0] if doc else ''}")
+    if broken:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
+              help="Folder to write the markdown boards into.")
+@click.option("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI or "
+                                     "sqlite:///<store>/mlflow.db).")
+@click.option("--store", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
+              help="The --out folder of the runs, when no tracking URI is given.")
+@_user_errors
+def leaderboard(out, tracking_uri, store) -> None:
+    """Render leaderboards from the MLflow store into markdown files."""
+    from mubench.leaderboard import render_all
+    from mubench.tracking import default_tracking_uri
+    uri = tracking_uri or default_tracking_uri(store)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise MubenchError(f"no MLflow store at {uri[len('sqlite:///'):]!r}; run `mubench run` first or pass "
+                           f"--tracking-uri.")
+    boards = render_all(uri, _writable(out))
+    if not boards:
+        raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
+    for path, _ in boards.values():
+        click.echo(str(path))

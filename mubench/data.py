@@ -1,0 +1,113 @@
+"""Splits as uint8 image tensors, their preprocessing, and the batch loader every loop uses."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from mubench.losses import TaskKind
+
+ROLES = ("retain", "forget", "val", "test")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [N, C, H, W], decoded once
+    labels: torch.Tensor  # int64 [N] (multiclass) or float32 [N, A] (multilabel)
+    ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        return Split(self.images[index], self.labels[index], tuple(self.ids[i] for i in index.tolist()))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+    augment: str = "none"  # "none" | "flip" | "crop-flip": applied to training batches only
+
+    def to_input(self, images: torch.Tensor, augment: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if augment and self.augment != "none":
+            x = _augment(x, self.augment, generator)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def input_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (low, high) of valid pixels in the normalised space, shaped [1, C, 1, 1]."""
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (0.0 - mean) / std, (1.0 - mean) / std
+
+
+def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    x[flip] = x[flip].flip(-1)
+    if kind == "crop-flip":
+        pad = max(1, h // 8)
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+        offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    return x
+
+
+@dataclass
+class Splits:
+    """The four roles of one task, with what is needed to turn them into model inputs."""
+    task: str
+    kind: TaskKind
+    num_outputs: int
+    preprocess: Preprocess
+    split_hash: str  # SHA-256 of the split manifest
+    retain: Split
+    forget: Split
+    val: Split
+    test: Split
+    notes: dict = field(default_factory=dict)
+
+    def role(self, name: str) -> Split:
+        return getattr(self, name)
+
+    def shrunk(self, caps: dict[str, int], seed: int = 0) -> "Splits":
+        """A seeded subsample of each role (the smoke preset)."""
+        g = torch.Generator().manual_seed(seed)
+        parts = {}
+        for name in ROLES:
+            split = self.role(name)
+            keep = torch.randperm(len(split), generator=g)[: caps[name]].sort().values
+            parts[name] = split.subset(keep)
+        digest = hashlib.sha256(f"{self.split_hash}:{sorted(caps.items())}:{seed}".encode()).hexdigest()
+        return Splits(self.task, self.kind, self.num_outputs, self.preprocess, digest, **parts,
+                      notes={**self.notes, "shrunk_from": self.split_hash})
+
+
+class BatchLoader:
+    """Batches of (input, target) on `device`; shuffling is seeded and differs per epoch."""
+
+    def __init__(self, split: Split, preprocess: Preprocess, batch_size: int, *, shuffle: bool = False,
+                 augment: bool = False, seed: int = 0, device: torch.device | str = "cpu",
+                 drop_last: bool = False):
+        self.split, self.preprocess = split, preprocess
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.device, self.drop_last = torch.device(device), drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.split)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for b in range(len(self)):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.preprocess.to_input(self.split.images[index], self.augment, self.generator)
+            yield x.to(self.device, non_blocking=True), self.split.labels[index].to(self.device, non_blocking=True)

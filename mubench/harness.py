@@ -1,0 +1,219 @@
+"""The grid: for each task × backbone × seed, references from the cache, then every method as a cell."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from torch import nn
+
+from mubench import metrics
+from mubench.api import METHODS, MonitorReading, UnlearnContext, UnlearnData, Unlearner
+from mubench.backbones import build_backbone
+from mubench.cache import ModelCache
+from mubench.config import param_text, stable_hash
+from mubench.data import Split, Splits
+from mubench.errors import MubenchError
+from mubench.tasks import SMOKE_CAPS, TASKS, Task
+from mubench.tracking import TAG, open_experiment, provenance_tags
+from mubench.training import Recipe, train_reference
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str  # registered name
+    config: Unlearner.Config
+    label: str = ""  # leaderboard row name; the method name unless a variant says otherwise
+
+    @property
+    def row(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class RunPlan:
+    methods: list[MethodSpec]
+    tasks: list[str]
+    backbones: list[str]
+    seeds: list[int]
+    out: Path
+    tracking_uri: str
+    cache_dir: Path
+    preset: str = "default"
+    device: torch.device = torch.device("cpu")
+    data_root: Path | None = None
+    head: str = "linear"
+    pretrained: Path | None = None
+    quiet: bool = False
+    command: str = ""
+
+
+@dataclass
+class CellFailure:
+    label: str
+    task: str
+    backbone: str
+    seed: int
+    error: str
+
+
+@dataclass
+class RunSummary:
+    parent_run_id: str
+    boards: list[tuple[str, str, str]] = field(default_factory=list)  # (task, backbone, preset)
+    failures: list[CellFailure] = field(default_factory=list)
+    cells: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+@dataclass
+class References:
+    original: nn.Module
+    retrained: nn.Module
+    original_record: dict
+    retrain_record: dict
+
+
+def load_task(name: str, preset: str, data_root: Path | None) -> tuple[Task, Splits, Recipe]:
+    task = TASKS.get(name)()
+    splits = task.load(data_root)
+    recipe = task.recipe
+    if preset == "smoke":
+        splits, recipe = splits.shrunk(SMOKE_CAPS), recipe.smoke()
+    return task, splits, recipe
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int,
+                     summary: RunSummary) -> References:
+    cache = ModelCache(plan.cache_dir)
+    train_set = Split(torch.cat([splits.retain.images, splits.forget.images]),
+                      torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+    pretrained_hash = stable_hash(Path(plan.pretrained).read_bytes().hex()) if plan.pretrained else None
+    models, records = {}, {}
+    for role, data in (("original", train_set), ("retrain", splits.retain)):
+        fields = {"task": splits.task, "split_hash": splits.split_hash, "backbone": backbone, "head": plan.head,
+                  "pretrained": pretrained_hash, "recipe": param_text(recipe), "seed": seed, "role": role}
+        model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
+        progress = None if plan.quiet else _progress
+        records[role], hit = cache.get_or_train(fields, model, lambda m: train_reference(
+            m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
+        summary.cache_hits += hit
+        summary.cache_misses += not hit
+        models[role] = model.to(plan.device).eval()
+    return References(models["original"], models["retrain"], records["original"], records["retrain"])
+
+
+def _progress(iterable, desc, total=None):
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+def make_monitor(splits: Splits, device: torch.device):
+    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy."""
+    def monitor(model: nn.Module) -> MonitorReading:
+        forget_losses, _ = metrics.losses_and_accuracy(model, splits.forget, splits.kind, splits.preprocess, device)
+        val_losses, val_acc = metrics.losses_and_accuracy(model, splits.val, splits.kind, splits.preprocess, device)
+        attack = metrics.mia_scores(forget_losses, val_losses)
+        return MonitorReading(metrics.forgetting_score(attack.mia), attack.mia, val_acc)
+    return monitor
+
+
+def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
+             refs: References) -> dict[str, float]:
+    """Unlearn one copy of the original, time it, score it. Raises on any failure of the method."""
+    cls = METHODS.get(spec.name)
+    if splits.kind.value == "multilabel" and not cls.supports_multilabel:
+        raise MubenchError(f"method {spec.name!r} is defined for single-label classification only; "
+                           f"task {splits.task!r} is multi-label.")
+    unlearner = cls(spec.config)
+    data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs,
+                       splits.preprocess, recipe.batch_size, plan.device)
+    logged: list[mlflow.entities.Metric] = []
+    ctx = UnlearnContext(
+        device=plan.device, seed=seed, quiet=plan.quiet, _monitor=make_monitor(splits, plan.device),
+        _retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
+        _log_metric=lambda k, v, step: logged.append(mlflow.entities.Metric(k, v, int(time.time() * 1000), step)))
+    model = copy.deepcopy(refs.original)
+    seed_everything(seed)
+    started = time.perf_counter()
+    result = unlearner.unlearn(model, data, ctx)
+    if plan.device.type == "cuda":
+        torch.cuda.synchronize(plan.device)
+    seconds = time.perf_counter() - started + ctx.borrowed_seconds
+    if not isinstance(result, nn.Module):
+        raise MubenchError(f"method {spec.name!r} returned a {type(result).__name__} from unlearn(); "
+                           f"it must return a torch.nn.Module.")
+    result.eval()
+    scores = metrics.score_model(result, splits, plan.device)
+    bad = [k for k, v in scores.items() if not math.isfinite(v)]
+    if bad:
+        raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
+    retrain_seconds = refs.retrain_record["train_seconds"]
+    scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
+                  time_ratio=metrics.time_ratio(seconds, retrain_seconds))
+    if logged:
+        mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=logged)
+    return scores
+
+
+def run(plan: RunPlan) -> RunSummary:
+    open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+    parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
+                   **provenance_tags()}
+    with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
+        summary = RunSummary(parent.info.run_id)
+        for task_name in plan.tasks:
+            _, splits, recipe = load_task(task_name, plan.preset, plan.data_root)
+            for backbone in plan.backbones:
+                summary.boards.append((task_name, backbone, plan.preset))
+                for seed in plan.seeds:
+                    refs = train_references(plan, splits, recipe, backbone, seed, summary)
+                    for spec in plan.methods:
+                        _run_logged_cell(plan, spec, splits, recipe, backbone, seed, refs, summary)
+        if summary.failures:
+            mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
+            mlflow.end_run(status="FAILED")
+    return summary
+
+
+def _run_logged_cell(plan, spec, splits, recipe, backbone, seed, refs, summary) -> None:
+    tags = {f"{TAG}kind": "cell", f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
+            f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
+            f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
+            f"{TAG}config_hash": stable_hash(param_text(spec.config)),
+            f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
+            f"{TAG}original_cache": refs.original_record["key"], **provenance_tags()}
+    params = {**{f"cfg.{k}": v for k, v in param_text(spec.config).items()},
+              **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
+              "task": splits.task, "backbone": backbone, "seed": seed, "split_hash": splits.split_hash,
+              "preset": plan.preset, "device": plan.device.type}
+    summary.cells += 1
+    with mlflow.start_run(run_name=f"{spec.row}/{splits.task}/{backbone}/s{seed}", nested=True, tags=tags) as run:
+        mlflow.log_params(params)
+        try:
+            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs)
+        except Exception as exc:  # one broken method must not cost the rest of the grid
+            message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
+            log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())
+            mlflow.set_tag(f"{TAG}error", message[:5000])
+            mlflow.end_run(status="FAILED")
+            summary.failures.append(CellFailure(spec.row, splits.task, backbone, seed, message))
+            return
+        mlflow.log_metrics(scores)

@@ -1,0 +1,27 @@
+"""The task loss and per-sample correctness for both task kinds (multiclass, multilabel)."""
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+
+
+class TaskKind(str, Enum):
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+
+
+def task_loss(logits: torch.Tensor, targets: torch.Tensor, kind: TaskKind, reduction: str = "mean") -> torch.Tensor:
+    """CE for multiclass; BCE-with-logits averaged over attributes for multilabel (one value per sample)."""
+    if kind == TaskKind.MULTICLASS:
+        return F.cross_entropy(logits, targets, reduction=reduction)
+    per_sample = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none").mean(dim=1)
+    return per_sample if reduction == "none" else getattr(per_sample, reduction)()
+
+
+def correct(logits: torch.Tensor, targets: torch.Tensor, kind: TaskKind) -> torch.Tensor:
+    """Per-sample accuracy: 1/0 for multiclass, fraction of attributes right (logit > 0) for multilabel."""
+    if kind == TaskKind.MULTICLASS:
+        return (logits.argmax(dim=1) == targets).float()
+    return ((logits > 0).float() == targets.float()).float().mean(dim=1)

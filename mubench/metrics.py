@@ -1,0 +1,93 @@
+"""Scores of an unlearned model, exactly as spec/metrics.md (MUFAC benchmark and DLFD paper) defines them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from mubench.data import BatchLoader, Preprocess, Split
+from mubench.losses import TaskKind, correct, task_loss
+
+
+@torch.no_grad()
+def losses_and_accuracy(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess,
+                        device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, float]:
+    """Per-sample losses (model in eval mode) and accuracy on `split`."""
+    model.eval()
+    losses, right = [], []
+    for x, y in BatchLoader(split, preprocess, batch_size, device=device):
+        logits = model(x)
+        losses.append(task_loss(logits, y, kind, reduction="none").float().cpu())
+        right.append(correct(logits, y, kind).cpu())
+    if not losses:
+        return np.zeros(0), float("nan")
+    return torch.cat(losses).numpy(), float(torch.cat(right).mean())
+
+
+@dataclass(frozen=True)
+class MiaResult:
+    mia: float  # the paper's attack: LogisticRegression() on the raw loss
+    mia_logloss: float  # the same attack on standardised log-loss (scale-free)
+    mia_auc: float  # ROC AUC of -loss as a membership score
+    n_members: int
+    n_nonmembers: int
+
+
+def balance(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the larger set with `seed` and keep as many as the smaller set has."""
+    rng = np.random.RandomState(seed)
+    if len(member_losses) >= len(nonmember_losses):
+        member_losses = member_losses[rng.permutation(len(member_losses))][: len(nonmember_losses)]
+    else:
+        nonmember_losses = nonmember_losses[rng.permutation(len(nonmember_losses))][: len(member_losses)]
+    return member_losses, nonmember_losses
+
+
+def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaResult:
+    members, nonmembers = balance(np.asarray(member_losses, float), np.asarray(nonmember_losses, float))
+    losses = np.concatenate([members, nonmembers])
+    labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    splitter = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0)
+    raw = cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+    log_feature = np.log(losses + 1e-12).reshape(-1, 1)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression())
+    logloss = cross_val_score(scaled, log_feature, labels, cv=splitter, scoring="accuracy")
+    auc = roc_auc_score(labels, -losses)
+    return MiaResult(float(raw.mean()), float(logloss.mean()), float(auc), len(members), len(nonmembers))
+
+
+def forgetting_score(mia: float) -> float:
+    """FS = 2|MIA - 0.5| (the paper's scale; the MUFAC notebooks print half of it)."""
+    return 2.0 * abs(mia - 0.5)
+
+
+def nomus(accuracy: float, fs: float) -> float:
+    return 0.5 * (accuracy + (1.0 - fs))
+
+
+def time_ratio(unlearn_seconds: float, retrain_seconds: float) -> float:
+    return unlearn_seconds / retrain_seconds if retrain_seconds > 0 else math.nan
+
+
+def score_model(model: nn.Module, splits, device: torch.device) -> dict[str, float]:
+    """Every per-cell metric of spec/metrics.md that depends on the model alone."""
+    out: dict[str, float] = {}
+    losses = {}
+    for role in ("retain", "forget", "val", "test"):
+        losses[role], out[f"{role}_acc"] = losses_and_accuracy(model, splits.role(role), splits.kind,
+                                                               splits.preprocess, device)
+        out[f"{role}_loss"] = float(losses[role].mean())
+    attack = mia_scores(losses["forget"], losses["test"])
+    out.update(mia=attack.mia, mia_logloss=attack.mia_logloss, mia_auc=attack.mia_auc,
+               mia_members=attack.n_members, mia_nonmembers=attack.n_nonmembers)
+    out["fs"] = forgetting_score(attack.mia)
+    out["nomus"] = nomus(out["test_acc"], out["fs"])
+    return out

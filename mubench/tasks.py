@@ -1,0 +1,64 @@
+"""What a task is: its kind, outputs, recipe, and how it loads its fixed splits."""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar
+
+from mubench.data import ROLES, Splits
+from mubench.errors import MubenchError
+from mubench.losses import TaskKind
+from mubench.registry import Registry
+from mubench.training import Recipe
+
+TASKS: Registry[type["Task"]] = Registry("task", {
+    "digits": "mubench.datasets.digits:Digits",
+})
+
+SMOKE_CAPS = {"retain": 240, "forget": 60, "val": 60, "test": 60}  # the smoke preset's samples per role
+
+
+def register_task(name: str):
+    return TASKS.register(name)
+
+
+class Task(ABC):
+    kind: ClassVar[TaskKind]
+    num_outputs: ClassVar[int]
+    recipe: ClassVar[Recipe]
+    needs_data_root: ClassVar[bool] = True
+
+    @abstractmethod
+    def load(self, data_root: Path | None) -> Splits:
+        """Read the data, check it against the committed split manifest, return the four roles."""
+
+
+def manifest_path(task: str) -> Path:
+    return Path(str(resources.files("mubench.datasets") / "splits" / f"{task}.json"))
+
+
+def read_manifest(task: str) -> tuple[dict[str, list[str]], str]:
+    """The committed ids per role and the manifest's SHA-256, verified against its recorded hash."""
+    path = manifest_path(task)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    recorded = path.with_suffix(".json.sha256").read_text().split()[0]
+    if digest != recorded:
+        raise MubenchError(f"split manifest {path} has SHA-256 {digest[:12]}…, but {recorded[:12]}… is recorded; "
+                           f"restore the committed file.")
+    roles = json.loads(data)["roles"]
+    if set(roles) != set(ROLES):
+        raise MubenchError(f"split manifest {path} has roles {sorted(roles)}; expected {list(ROLES)}.")
+    return roles, digest
+
+
+def write_manifest(task: str, roles: dict[str, list[str]], path: Path | None = None) -> str:
+    path = path or manifest_path(task)
+    data = (json.dumps({"task": task, "roles": roles}, indent=1) + "\n").encode()
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    path.with_suffix(".json.sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
