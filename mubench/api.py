@@ -39,6 +39,8 @@ class Unlearner(ABC):
     supports_multilabel: ClassVar[bool] = True  # False: the harness records a clear refusal instead
     # Ablation variants run by `mubench run --ablate`: variant name -> Config fields it changes.
     ablations: ClassVar[dict[str, dict[str, object]]] = {}
+    # Named per-task defaults (e.g. the authors' MUFAC values): task name -> Config fields; --set wins over them.
+    task_defaults: ClassVar[dict[str, dict[str, object]]] = {}
     registered_name: ClassVar[str] = ""
 
     def __init__(self, config: "Unlearner.Config | None" = None):

@@ -32,12 +32,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class MethodSpec:
     name: str  # registered name
-    config: Unlearner.Config
+    overrides: tuple[tuple[str, object], ...] = ()  # typed Config fields from --set and the ablation variant
     label: str = ""  # leaderboard row name; the method name unless a variant says otherwise
 
     @property
     def row(self) -> str:
         return self.label or self.name
+
+    def config_for(self, task: str) -> Unlearner.Config:
+        """The method's Config on `task`: class defaults, then the task's named defaults, then overrides."""
+        cls = METHODS.get(self.name)
+        return cls.Config(**{**cls.task_defaults.get(task, {}), **dict(self.overrides)})
 
 
 @dataclass
@@ -125,11 +130,14 @@ def _progress(iterable, desc, total=None):
     return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
-def make_monitor(splits: Splits, device: torch.device):
-    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy."""
+def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.device):
+    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy.
+
+    Closes over forget and val only, so `test` stays out of a method's reach.
+    """
     def monitor(model: nn.Module) -> MonitorReading:
-        forget_losses, _ = metrics.losses_and_accuracy(model, splits.forget, splits.kind, splits.preprocess, device)
-        val_losses, val_acc = metrics.losses_and_accuracy(model, splits.val, splits.kind, splits.preprocess, device)
+        forget_losses, _ = metrics.losses_and_accuracy(model, forget, kind, preprocess, device)
+        val_losses, val_acc = metrics.losses_and_accuracy(model, val, kind, preprocess, device)
         attack = metrics.mia_scores(forget_losses, val_losses)
         return MonitorReading(metrics.forgetting_score(attack.mia), attack.mia, val_acc)
     return monitor
@@ -142,12 +150,13 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     if splits.kind.value == "multilabel" and not cls.supports_multilabel:
         raise MubenchError(f"method {spec.name!r} is defined for single-label classification only; "
                            f"task {splits.task!r} is multi-label.")
-    unlearner = cls(spec.config)
+    unlearner = cls(spec.config_for(splits.task))
     data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs,
                        splits.preprocess, recipe.batch_size, plan.device)
     logged: list[mlflow.entities.Metric] = []
     ctx = UnlearnContext(
-        device=plan.device, seed=seed, quiet=plan.quiet, _monitor=make_monitor(splits, plan.device),
+        device=plan.device, seed=seed, quiet=plan.quiet,
+        _monitor=make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, plan.device),
         _retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
         _log_metric=lambda k, v, step: logged.append(mlflow.entities.Metric(k, v, int(time.time() * 1000), step)))
     model = copy.deepcopy(refs.original)
@@ -194,13 +203,14 @@ def run(plan: RunPlan) -> RunSummary:
 
 
 def _run_logged_cell(plan, spec, splits, recipe, backbone, seed, refs, summary) -> None:
+    config = spec.config_for(splits.task)
     tags = {f"{TAG}kind": "cell", f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
             f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
             f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
-            f"{TAG}config_hash": stable_hash(param_text(spec.config)),
+            f"{TAG}config_hash": stable_hash(param_text(config)),
             f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
             f"{TAG}original_cache": refs.original_record["key"], **provenance_tags()}
-    params = {**{f"cfg.{k}": v for k, v in param_text(spec.config).items()},
+    params = {**{f"cfg.{k}": v for k, v in param_text(config).items()},
               **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
               "task": splits.task, "backbone": backbone, "seed": seed, "split_hash": splits.split_hash,
               "preset": plan.preset, "device": plan.device.type}

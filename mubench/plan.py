@@ -1,8 +1,6 @@
 """Turn `--methods` and `--set` into validated (method, Config) pairs before anything runs."""
 from __future__ import annotations
 
-import dataclasses
-
 from mubench.api import METHODS
 from mubench.config import build_config, parse_assignments
 from mubench.errors import MubenchError
@@ -19,9 +17,10 @@ def method_specs(names: list[str], assignments: tuple[str, ...] | list[str], abl
     specs = []
     for name in names:
         cls = METHODS.get(name)
-        config = build_config(cls.Config, name, overrides.get(name, {}))
-        specs.append(MethodSpec(name, config))
+        config = build_config(cls.Config, name, overrides.get(name, {}))  # validates names and types now
+        typed = {field: getattr(config, field) for field in overrides.get(name, {})}
+        specs.append(MethodSpec(name, tuple(typed.items())))
         if ablate:
-            specs += [MethodSpec(name, dataclasses.replace(config, **changes), f"{name}[{variant}]")
+            specs += [MethodSpec(name, tuple({**typed, **changes}.items()), f"{name}[{variant}]")
                       for variant, changes in cls.ablations.items()]
     return specs

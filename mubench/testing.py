@@ -68,7 +68,8 @@ class ToyCell:
         """A fresh context; `monitor` overrides the real one (e.g. to script FS readings)."""
         return UnlearnContext(
             device=torch.device("cpu"), seed=self.seed, quiet=True,
-            _monitor=monitor or make_monitor(self.splits, torch.device("cpu")),
+            _monitor=monitor or make_monitor(self.splits.forget, self.splits.val, self.splits.kind,
+                                                 self.splits.preprocess, torch.device("cpu")),
             _retrained=lambda: (copy.deepcopy(self.retrained), 1.0),
             _log_metric=log or (lambda name, value, step: None))
 
