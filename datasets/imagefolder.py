@@ -1,0 +1,168 @@
+"""Any user dataset laid out as <root>/<class>/*.{jpg,png}, or <root>/{train,test}/<class>/*.
+
+On first use a seeded, stratified split manifest is written beside the decode cache (the root may be read-only)
+and reused after. Options come from one environment variable, so they reach `mubench run` and `mubench data check`
+alike: MUBENCH_IMAGEFOLDER="val=0.1,test=0.2,forget=0.15,seed=0,size=128" (any subset; these are the defaults).
+With train/ and test/ folders the test role is test/ and the test fraction is unused.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from mubench.data import ROLES, Preprocess, Splits
+from mubench.errors import MubenchError
+from mubench.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, cache_root, check_disjoint,
+                            check_on_disk, looks_like, read_local_manifest, require_root, write_rule_manifest)
+from mubench.losses import TaskKind
+from mubench.tasks import Task, register_task
+from mubench.training import Recipe
+
+log = logging.getLogger(__name__)
+
+OPTIONS_VARIABLE = "MUBENCH_IMAGEFOLDER"
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    val: float = 0.1  # fraction of each class (of train/ when the root has one) for val
+    test: float = 0.2  # fraction of each class for test, when the root has no test/ folder
+    forget: float = 0.15  # fraction of each class's remaining training images to forget (≈ MUFAC's 1,500/10,025)
+    seed: int = 0  # seed of the stratified shuffle
+    size: int = 128  # images are resized to size×size
+
+    @classmethod
+    def from_environment(cls) -> "FolderOptions":
+        text = os.environ.get(OPTIONS_VARIABLE, "").strip()
+        options = cls()
+        names = {f.name: f.type for f in fields(cls)}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, _, value = item.partition("=")
+            key = key.strip()
+            if key not in names:
+                raise MubenchError(f"{OPTIONS_VARIABLE} names option {key!r}; valid options: {', '.join(names)}.")
+            try:
+                typed = int(value) if names[key] == "int" else float(value)
+            except ValueError:
+                raise MubenchError(f"{OPTIONS_VARIABLE} option {key}={value!r} is not a number.") from None
+            options = replace(options, **{key: typed})
+        if not all(0 < f < 1 for f in (options.val, options.test, options.forget)) or options.val + options.test >= 1:
+            raise MubenchError(f"{OPTIONS_VARIABLE}={text!r} gives fractions val={options.val}, test={options.test}, "
+                               f"forget={options.forget}; each must lie in (0, 1) and val + test below 1.")
+        if not 8 <= options.size <= 1024:
+            raise MubenchError(f"{OPTIONS_VARIABLE} size={options.size} is outside 8–1024 pixels.")
+        return options
+
+
+def scan(root: Path) -> dict[str, list[str]]:
+    """part ("train" | "test" | "all") -> image paths relative to root, '<part>/<class>/<file>' or '<class>/<file>'."""
+    has_parts = (root / "train").is_dir() and (root / "test").is_dir()
+    parts = {"train": root / "train", "test": root / "test"} if has_parts else {"all": root}
+    found = {}
+    for part, base in parts.items():
+        found[part] = sorted(str(file.relative_to(root).as_posix())
+                             for folder in base.iterdir() if folder.is_dir()
+                             for file in folder.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES)
+    if not any(found.values()):
+        other = looks_like(root)
+        hint = f" It looks like a data root of task {other}." if other else ""
+        raise MubenchError(f"image folder {str(root)!r} has no <class>/*.jpg|png images (nor train/<class>/ and "
+                           f"test/<class>/); expected one folder of images per class.{hint}")
+    return found
+
+
+def class_of(item: str) -> str:
+    return item.split("/")[-2]
+
+
+def stratified(items: list[str], fractions: list[float], seed: int) -> list[list[str]]:
+    """Per class, a seeded shuffle cut at the rounded fractions; what is left over goes to the last part."""
+    out = [[] for _ in range(len(fractions) + 1)]
+    rng = np.random.RandomState(seed)
+    for cls in sorted({class_of(i) for i in items}):
+        members = [i for i in items if class_of(i) == cls]
+        members = [members[k] for k in rng.permutation(len(members))]
+        start = 0
+        for part, fraction in enumerate(fractions):
+            take = round(fraction * len(members))
+            out[part] += members[start:start + take]
+            start += take
+        out[-1] += members[start:]
+    return [sorted(part) for part in out]
+
+
+def make_roles(found: dict[str, list[str]], options: FolderOptions) -> dict[str, list[str]]:
+    if "all" in found:
+        test, val, train = stratified(found["all"], [options.test, options.val], options.seed)
+    else:
+        test = found["test"]
+        val, train = stratified(found["train"], [options.val], options.seed)
+    forget, retain = stratified(train, [options.forget], options.seed)
+    return {"retain": retain, "forget": forget, "val": val, "test": test}
+
+
+def manifest_file(root: Path, options: FolderOptions) -> Path:
+    key = hashlib.sha256(f"{root.resolve()}:{options.val}:{options.test}:{options.forget}:{options.seed}"
+                         .encode()).hexdigest()[:20]
+    return cache_root() / f"imagefolder-{root.name}-{key}.json"
+
+
+def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path]:
+    found = scan(root)
+    path = manifest_file(root, options)
+    if path.is_file():
+        payload, digest = read_local_manifest(path)
+    else:
+        roles = make_roles(found, options)
+        empty = [role for role in ROLES if not roles[role]]
+        if empty:
+            raise MubenchError(f"image folder {str(root)!r} is too small to split: role {empty[0]!r} gets no images "
+                               f"at val={options.val}, test={options.test}, forget={options.forget}; add images "
+                               f"or raise that fraction in {OPTIONS_VARIABLE}.")
+        classes = sorted({class_of(i) for items in found.values() for i in items})
+        payload = {"task": "imagefolder", "root": str(root.resolve()), "options": options.__dict__,
+                   "classes": classes, "roles": roles}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = write_rule_manifest(path, payload)
+        log.info("wrote the split manifest of %s to %s", root, path)
+    classes, roles = payload["classes"], payload["roles"]
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({class_of(i) for r in ROLES for i in roles[r]} - set(index))
+    if unknown:
+        raise MubenchError(f"split manifest {str(path)!r} uses class {unknown[0]!r} not in its class list; delete "
+                           f"it (and its .sha256) to write a new split.")
+    on_disk = {i for items in found.values() for i in items}
+    ignored = len(on_disk - {i for r in ROLES for i in roles[r]})
+    if ignored:
+        log.warning("%d images under %s are not in its split manifest %s and were ignored", ignored, root, path)
+    found_listing = Listing(ids=roles, files={r: [root / i for i in roles[r]] for r in ROLES},
+                            labels={r: [index[class_of(i)] for i in roles[r]] for r in ROLES},
+                            notes={"classes": classes, "manifest": str(path), "ignored_files": ignored,
+                                   "root": str(root)})
+    return found_listing, digest, path
+
+
+@register_task("imagefolder")
+class ImageFolder(Task):
+    """Any <root>/<class>/*.jpg|png folder (or train/ and test/ of them); options in $MUBENCH_IMAGEFOLDER."""
+    kind = TaskKind.MULTICLASS
+    num_outputs = 0  # the number of class folders; Splits carries it
+    # A generic from-scratch recipe in the DLFD code's optimiser settings, on a cosine schedule over 30 epochs.
+    recipe = Recipe(epochs=30, batch_size=64, lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+                    augment=True)
+    preprocess = Preprocess((0.5,) * 3, (0.5,) * 3, augment="flip")
+
+    def load(self, data_root: Path | None) -> Splits:
+        root = require_root(data_root, "imagefolder")
+        options = FolderOptions.from_environment()
+        found, digest, path = listing(root, options)
+        check_disjoint(found, path)
+        check_on_disk(found, path)
+        return build_splits("imagefolder", "imagefolder", self.kind, len(found.notes["classes"]), self.preprocess,
+                            found, digest, DecodeSpec(size=options.size))
+
