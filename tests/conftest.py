@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mubench.cli import main
+
+SMOKE_METHODS = "original,retrain,finetune"
+
+
+def invoke(*args: str):
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, object]:
+    """One `mubench run --preset smoke` on digits × resnet18, shared by the end-to-end tests."""
+    out = tmp_path_factory.mktemp("smoke")
+    result = invoke("run", "--preset", "smoke", "--methods", SMOKE_METHODS, "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output + result.stderr
+    return out, result
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MUBENCH_CACHE", raising=False)
+    monkeypatch.delenv("MUBENCH_DATA", raising=False)

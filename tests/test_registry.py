@@ -1,0 +1,75 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mubench.api import METHODS
+from mubench.backbones import BACKBONES
+from mubench.errors import RegistryError
+from mubench.registry import Registry
+from mubench.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Thing:
+    pass
+
+
+class Other:
+    pass
+
+
+def test_decorator_registers_and_get_returns_the_object():
+    registry = Registry("widget", {})
+    registry.register("thing")(Thing)
+    assert registry.get("thing") is Thing
+    assert Thing.registered_name == "thing"
+    assert registry.names() == ["thing"]
+
+
+def test_duplicate_name_rejected():
+    registry = Registry("widget", {})
+    registry.register("thing")(Thing)
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register("thing")(Other)
+
+
+def test_builtin_name_cannot_be_taken_by_another_module():
+    registry = Registry("widget", {"thing": "somewhere.else:Thing"})
+    with pytest.raises(RegistryError, match="belongs to the built-in"):
+        registry.register("thing")(Thing)
+
+
+def test_unknown_name_lists_known_and_suggests():
+    with pytest.raises(RegistryError) as info:
+        METHODS.get("fintune")
+    message = str(info.value)
+    assert "'fintune'" in message and "finetune" in message and "Did you mean 'finetune'?" in message
+
+
+def test_builtins_are_lazy():
+    code = ("import sys, mubench; from mubench.api import METHODS; METHODS.names(); "
+            "print(sorted(m for m in sys.modules if m.startswith('mubench.methods.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("registry, folder", [(METHODS, "methods"), (TASKS, "datasets")])
+def test_every_module_in_folder_is_declared_and_resolves(registry, folder):
+    """No hand-maintained list may silently drop a file: each module's registrations are declared built-ins."""
+    import importlib
+    for path in sorted((ROOT / folder).glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        module = importlib.import_module(f"mubench.{folder}.{path.stem}")
+        registered = [name for name, spec in registry._builtins.items() if spec.split(":")[0] == module.__name__]
+        assert registered, f"{path.name} declares no built-in {registry.kind}"
+        for name in registered:
+            assert registry.get(name).registered_name == name
+
+
+def test_every_builtin_backbone_resolves():
+    for name in BACKBONES.names():
+        assert callable(BACKBONES.get(name))
