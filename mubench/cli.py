@@ -180,3 +180,6 @@ def leaderboard(out, tracking_uri, store) -> None:
         raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
     for path, _ in boards.values():
         click.echo(str(path))
+
+from mubench.data_cli import data  # noqa: E402  (the `mubench data` group lives in its own module)
+main.add_command(data)

@@ -16,6 +16,11 @@ from mubench.training import Recipe
 
 TASKS: Registry[type["Task"]] = Registry("task", {
     "digits": "mubench.datasets.digits:Digits",
+    "mufac": "mubench.datasets.mufac:Mufac",
+    "rafdb": "mubench.datasets.rafdb:RafDb",
+    "mucac-gender": "mubench.datasets.mucac:MucacGender",
+    "mucac-multi": "mubench.datasets.mucac:MucacMulti",
+    "imagefolder": "mubench.datasets.imagefolder:ImageFolder",
 })
 
 SMOKE_CAPS = {"retain": 240, "forget": 60, "val": 60, "test": 60}  # the smoke preset's samples per role
