@@ -21,6 +21,7 @@ METHODS: Registry[type["Unlearner"]] = Registry("method", {
     "original": "mubench.methods.references:Original",
     "retrain": "mubench.methods.references:Retrain",
     "finetune": "mubench.methods.finetune:Finetune",
+    "dlfd": "mubench.methods.dlfd:DLFD",
 }, entry_point_group="mubench.methods")
 
 
