@@ -21,6 +21,13 @@ METHODS: Registry[type["Unlearner"]] = Registry("method", {
     "original": "mubench.methods.references:Original",
     "retrain": "mubench.methods.references:Retrain",
     "finetune": "mubench.methods.finetune:Finetune",
+    "neggrad": "mubench.methods.neggrad:NegGrad",
+    "neggrad+": "mubench.methods.neggrad_plus:NegGradPlus",
+    "cf-k": "mubench.methods.cf_k:CFk",
+    "eu-k": "mubench.methods.eu_k:EUk",
+    "unsir": "mubench.methods.unsir:UNSIR",
+    "bad-teaching": "mubench.methods.bad_teaching:BadTeaching",
+    "scrub": "mubench.methods.scrub:SCRUB",
     "dlfd": "mubench.methods.dlfd:DLFD",
 }, entry_point_group="mubench.methods")
 

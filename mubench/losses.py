@@ -25,3 +25,25 @@ def correct(logits: torch.Tensor, targets: torch.Tensor, kind: TaskKind) -> torc
     if kind == TaskKind.MULTICLASS:
         return (logits.argmax(dim=1) == targets).float()
     return ((logits > 0).float() == targets.float()).float().mean(dim=1)
+
+
+def soft_predictions(logits: torch.Tensor, kind: TaskKind, temperature: float = 1.0) -> torch.Tensor:
+    """Softened outputs a student distils: softmax over classes, or a sigmoid per attribute (multilabel)."""
+    scaled = logits / temperature
+    return F.softmax(scaled, dim=1) if kind == TaskKind.MULTICLASS else torch.sigmoid(scaled)
+
+
+def distill_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, kind: TaskKind,
+               temperature: float = 1.0) -> torch.Tensor:
+    """Per-sample KL(teacher ‖ student) at `temperature`.
+
+    Multiclass: over the softmax distribution. Multilabel: the Bernoulli KL of each attribute's sigmoid,
+    averaged over attributes (the same averaging as `task_loss`).
+    """
+    scaled = student_logits / temperature
+    if kind == TaskKind.MULTICLASS:
+        return F.kl_div(F.log_softmax(scaled, dim=1), teacher_probs, reduction="none").sum(dim=1)
+    t = teacher_probs
+    per_attribute = (torch.special.xlogy(t, t) - t * F.logsigmoid(scaled)
+                     + torch.special.xlogy(1 - t, 1 - t) - (1 - t) * F.logsigmoid(-scaled))
+    return per_attribute.mean(dim=1)

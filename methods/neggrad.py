@@ -1,0 +1,33 @@
+"""NegGrad (Golatkar et al. 2020): gradient ascent on the forget set's task loss."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.loop import LoopConfig, LoopUnlearner
+from mubench.losses import task_loss
+
+
+@register_method("neggrad")
+class NegGrad(LoopUnlearner):
+    @dataclass(frozen=True)
+    class Config(LoopConfig):
+        epochs: int = 1  # passes over forget; DLFD authors' MUFAC notebook
+        lr: float = 1e-3  # DLFD authors' MUFAC notebook (SGD)
+        optimizer: Literal["sgd", "adam"] = "sgd"  # DLFD authors' MUFAC notebook
+        momentum: float = 0.9  # DLFD authors' MUFAC notebook
+        weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
+        schedule: Literal["cosine", "constant"] = "constant"  # spec/baselines.md gives no schedule for NegGrad
+        batch_size: int = 0  # forget batch size; 0: the task recipe's
+
+    def batches(self, data: UnlearnData, ctx: UnlearnContext):
+        return data.loader("forget", shuffle=True, augment=True, batch_size=self.config.batch_size or None,
+                           seed=ctx.seed)
+
+    def batch_loss(self, model: nn.Module, batch, data: UnlearnData, ctx: UnlearnContext) -> torch.Tensor:
+        x, y = batch
+        return -task_loss(model(x), y, data.kind)
