@@ -1,0 +1,94 @@
+"""The conformance kit, over every registered method: a new method is covered without new test code."""
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from mubench.api import METHODS, Unlearner
+from mubench.losses import task_loss
+from mubench.testing import CHECKS, reachable_test_paths, toy_cell
+
+
+@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("method", METHODS.names())
+def test_conformance(method, check):
+    CHECKS[check](method)
+
+
+# The kit itself: each check must reject a method that breaks its rule.
+
+class PeeksAtTest(Unlearner):
+    """Fine-tunes one step on the test split, reached through the cached toy cell."""
+
+    def unlearn(self, model, data, ctx):
+        test = toy_cell().splits.test
+        loss = task_loss(model(data.preprocess.to_input(test.images)), test.labels, data.kind)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+        return model
+
+
+class Unseeded(Unlearner):
+    """Draws from a generator seeded by the clock, not by ctx.seed."""
+
+    def unlearn(self, model, data, ctx):
+        noise = torch.randn(model.head[-1].bias.shape, generator=torch.Generator().manual_seed(time.time_ns()))
+        with torch.no_grad():
+            model.head[-1].bias += noise
+        return model
+
+
+class StoresMore(Unlearner):
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.cache = {}
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class MutableConfig(Unlearner):
+    @dataclass
+    class Config:
+        lr: float = 0.1  # not frozen
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class ListField(Unlearner):
+    @dataclass(frozen=True)
+    class Config:
+        widths: list = None  # cannot come from --set strings
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class WrongShape(Unlearner):
+    def unlearn(self, model, data, ctx):
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(1))
+
+
+@pytest.mark.parametrize("method, check, says", [
+    (PeeksAtTest, "never_reaches_test", "reads test data"),
+    (Unseeded, "deterministic", "not deterministic"),
+    (StoresMore, "interface", "must store only"),
+    (MutableConfig, "interface", "frozen dataclass"),
+    (ListField, "config_round_trip", "cannot be set"),
+    (WrongShape, "task_kinds", "output shape"),
+])
+def test_kit_rejects(method, check, says):
+    with pytest.raises(Exception, match=says):
+        CHECKS[check](method)
+
+
+def test_kit_finds_test_split_in_a_closure():
+    cell = toy_cell()
+    leaky = cell.context(log=lambda name, value, step: cell.splits)  # a logger that holds the whole cell
+    assert reachable_test_paths({"ctx": leaky}, cell.splits.test)
+    assert not reachable_test_paths({"ctx": cell.context(), "data": cell.data}, cell.splits.test)
