@@ -1,0 +1,433 @@
+"""Face tasks and image folders: layouts, committed manifests, decode-once cache, bad data roots, end to end.
+
+Every data root here is a tiny synthetic fixture written at test time (tests/fixtures_faces.py).
+"""
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import fixtures_faces as ff
+from mubench import images
+from mubench.cli import main
+from mubench.data import ROLES
+from mubench.errors import MubenchError
+from mubench.losses import TaskKind
+from mubench.tasks import SMOKE_CAPS, TASKS, manifest_path, read_manifest, write_manifest
+from mubench.datasets import imagefolder, mucac, mufac, rafdb
+
+FACE_TASKS = ("mufac", "rafdb", "mucac-gender", "mucac-multi")
+BUILDERS = {"mufac": ff.make_mufac, "rafdb": ff.make_rafdb, "rafdb-folders": ff.make_rafdb_folders,
+            "mucac-gender": ff.make_celeba, "mucac-multi": ff.make_celeba, "imagefolder": ff.make_imagefolder}
+
+
+@pytest.fixture(autouse=True)
+def decode_cache(_no_ambient_tracking_uri, monkeypatch, tmp_path):
+    monkeypatch.setenv("MUBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(imagefolder.OPTIONS_VARIABLE, raising=False)
+    return tmp_path / "cache" / "decoded"
+
+
+def load(task: str, root: Path | None):
+    return TASKS.get(task)().load(root)
+
+
+def check(task: str, root: Path | None):
+    return CliRunner().invoke(main, ["data", "check", task] + (["--data-root", str(root)] if root else []))
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# --- the committed manifests ---------------------------------------------------------------------------------
+
+def test_rafdb_manifest_regenerates_byte_identical(tmp_path):
+    write_manifest("rafdb", rafdb.make_manifest(), tmp_path / "rafdb.json")
+    assert (tmp_path / "rafdb.json").read_bytes() == manifest_path("rafdb").read_bytes()
+
+
+@pytest.mark.parametrize("module,name", [(mufac, "mufac"), (mucac, "mucac")])
+def test_rule_manifests_regenerate_byte_identical(tmp_path, module, name):
+    images.write_rule_manifest(tmp_path / f"{name}.json", module.rule_manifest())
+    assert (tmp_path / f"{name}.json").read_bytes() == manifest_path(name).read_bytes()
+
+
+def test_rafdb_manifest_is_the_dlfd_split_of_every_public_name():
+    roles, _ = read_manifest("rafdb")
+    assert {r: len(roles[r]) for r in ROLES} == {"retain": 7731, "forget": 3313, "val": 1227, "test": 3068}
+    train = set(roles["retain"]) | set(roles["forget"]) | set(roles["val"])
+    assert train == {f"train_{i:05d}.jpg" for i in range(1, 12272)}
+    assert sum(len(roles[r]) for r in ROLES) == len(train | set(roles["test"]))
+
+
+def test_rule_manifests_pin_the_release_numbers():
+    mufac_rules, _ = read_manifest("mufac")
+    assert mufac_rules["forget"]["count"] == 1500 and mufac_rules["retain"]["count"] == 8525
+    mucac_rules, _ = read_manifest("mucac")
+    assert mucac_rules["forget"] == {"identity_from": 190, "identity_below": 1250}
+
+
+def test_a_tampered_manifest_is_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "splits" / "mufac.json"
+    copy.parent.mkdir()
+    copy.write_text(manifest_path("mufac").read_text().replace("1500", "1400"))
+    copy.with_suffix(".json.sha256").write_text(manifest_path("mufac").with_suffix(".json.sha256").read_text())
+    monkeypatch.setattr("mubench.tasks.manifest_path", lambda task: copy)
+    with pytest.raises(MubenchError, match="SHA-256"):
+        load("mufac", ff.make_mufac(tmp_path / "root"))
+
+
+# --- each layout loads --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task,builder", [("mufac", "mufac"), ("rafdb", "rafdb"), ("rafdb", "rafdb-folders"),
+                                          ("mucac-gender", "mucac-gender"), ("mucac-multi", "mucac-multi"),
+                                          ("imagefolder", "imagefolder")])
+def test_each_layout_loads_as_128_pixel_uint8_roles(tmp_path, task, builder):
+    splits = load(task, BUILDERS[builder](tmp_path / "root"))
+    for role in ROLES:
+        split = splits.role(role)
+        assert len(split) > 0 and split.images.dtype == torch.uint8
+        assert tuple(split.images.shape[1:]) == (3, 128, 128)
+        if splits.kind == TaskKind.MULTICLASS:
+            assert split.labels.dtype == torch.int64 and int(split.labels.max()) < splits.num_outputs
+        else:
+            assert split.labels.dtype == torch.float32 and split.labels.shape[1] == 3
+    assert len(splits.split_hash) == 64
+    shrunk = splits.shrunk(SMOKE_CAPS)  # fixtures are below the smoke caps: nothing is lost
+    assert all(len(shrunk.role(r)) == len(splits.role(r)) for r in ROLES)
+
+
+def test_face_tasks_augment_training_batches_only_with_their_recipe():
+    for name in FACE_TASKS + ("imagefolder",):
+        task = TASKS.get(name)
+        assert task.recipe.augment and task.preprocess.augment == "flip", name
+
+
+def test_mufac_forget_is_the_first_train_rows_scaled_on_a_partial_root(tmp_path, caplog):
+    root = ff.make_mufac(tmp_path, train=64)
+    with caplog.at_level(logging.WARNING):
+        splits = load("mufac", root)
+    names = pd.read_csv(tmp_path / mufac.RELEASE_DIR / "custom_train_dataset.csv").image_path.tolist()
+    assert list(splits.forget.ids) == names[:10]  # round(1500 × 64 / 10025)
+    assert list(splits.retain.ids) == names[10:]
+    assert splits.notes["partial"] and "partial root" in caplog.text
+
+
+def test_rafdb_layouts_give_the_same_split_in_greyscale(tmp_path):
+    official = load("rafdb", ff.make_rafdb(tmp_path / "official"))
+    folders = load("rafdb", ff.make_rafdb_folders(tmp_path / "folders"))
+    roles, _ = read_manifest("rafdb")
+    for role in ROLES:
+        assert official.role(role).ids == folders.role(role).ids
+        assert torch.equal(official.role(role).labels, folders.role(role).labels)
+        assert set(official.role(role).ids) <= set(roles[role])
+        pixels = official.role(role).images
+        assert torch.equal(pixels[:, 0], pixels[:, 1]) and torch.equal(pixels[:, 1], pixels[:, 2])
+
+
+def test_mucac_splits_by_identity_and_reads_male_young_smiling(tmp_path):
+    root = ff.make_celeba(tmp_path)
+    gender, multi = load("mucac-gender", root), load("mucac-multi", root)
+    identity = dict(line.split() for line in (root / "CelebA-HQ-identity.txt").read_text().splitlines())
+    ranges = {"test": (0, 190), "forget": (190, 1250), "retain": (1250, 4855), "val": (4855, 10 ** 9)}
+    lines = (root / "CelebA-HQ-attribute.txt").read_text().splitlines()
+    header = lines[1].split()
+    attributes = {f[0]: f[1:] for f in (line.split() for line in lines[2:])}
+    for role in ROLES:
+        lo, hi = ranges[role]
+        assert all(lo <= int(identity[i]) < hi for i in multi.role(role).ids)
+        expected = [[float(attributes[i][header.index(a)] == "1") for a in ("Male", "Young", "Smiling")]
+                    for i in multi.role(role).ids]
+        assert multi.role(role).labels.tolist() == expected
+        assert gender.role(role).labels.tolist() == [int(e[0]) for e in expected]
+    assert gender.split_hash == multi.split_hash
+
+
+# --- decode once ------------------------------------------------------------------------------------------------
+
+def count_decodes(monkeypatch) -> list:
+    calls = []
+    real = images.decode_image
+
+    def counting(path, spec):
+        calls.append(path)
+        return real(path, spec)
+    monkeypatch.setattr(images, "decode_image", counting)
+    return calls
+
+
+@pytest.mark.parametrize("task,builder", [("mufac", "mufac"), ("rafdb", "rafdb"), ("mucac-multi", "mucac-multi"),
+                                          ("imagefolder", "imagefolder")])
+def test_a_second_load_decodes_nothing(tmp_path, monkeypatch, decode_cache, task, builder):
+    root = BUILDERS[builder](tmp_path / "root")
+    before = sorted(p for p in root.rglob("*"))
+    calls = count_decodes(monkeypatch)
+    first = load(task, root)
+    n = sum(len(first.role(r)) for r in ROLES)
+    assert len(calls) == n
+    second = load(task, root)
+    assert len(calls) == n, "the second load decoded images again"
+    assert "hit" in second.notes["decode_cache"] and second.split_hash == first.split_hash
+    assert all(torch.equal(first.role(r).images, second.role(r).images) for r in ROLES)
+    assert sorted(p for p in root.rglob("*")) == before, "the data root was written to"
+    assert list(decode_cache.glob("*.pt"))
+
+
+def test_a_rewritten_image_is_decoded_again(tmp_path, monkeypatch):
+    root = ff.make_rafdb(tmp_path / "root")
+    calls = count_decodes(monkeypatch)
+    first = load("rafdb", root)
+    n = len(calls)
+    victim = next((root / "basic" / "Image" / "aligned").iterdir())
+    ff.write_image(victim, 3, 24, seed=999)
+    load("rafdb", root)
+    assert len(calls) == 2 * n and first.split_hash
+
+
+def test_check_prints_counts_and_histograms_per_role(tmp_path):
+    result = check("mucac-multi", ff.make_celeba(tmp_path))
+    assert result.exit_code == 0, result.output
+    for role in ROLES:
+        assert f"\n{role}" in result.output
+    assert "Male:" in result.output and "partial root: yes" in result.output
+
+
+# --- imagefolder ----------------------------------------------------------------------------------------------
+
+def test_imagefolder_writes_a_stratified_manifest_once_and_reuses_it(tmp_path, decode_cache, caplog):
+    root = ff.make_imagefolder(tmp_path / "root", classes=3, per_class=10)
+    first = load("imagefolder", root)
+    manifests = list(decode_cache.glob("imagefolder-*.json"))
+    assert len(manifests) == 1 and manifests[0].with_suffix(".json.sha256").is_file()
+    for role in ROLES:
+        assert torch.bincount(first.role(role).labels, minlength=3).tolist().count(
+            len(first.role(role)) // 3) == 3, role
+    ff.write_image(root / "class_1" / "late_arrival.png", 1, 20, 5)
+    with caplog.at_level(logging.WARNING):
+        second = load("imagefolder", root)
+    assert second.split_hash == first.split_hash and second.notes["ignored_files"] == 1
+    assert "not in its split manifest" in caplog.text
+
+
+def test_imagefolder_options_change_the_split(tmp_path, monkeypatch):
+    root = ff.make_imagefolder(tmp_path / "root", classes=2, per_class=20)
+    default = load("imagefolder", root)
+    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, "val=0.2,forget=0.3,seed=1,size=32")
+    custom = load("imagefolder", root)
+    assert custom.split_hash != default.split_hash and len(custom.val) == 8
+    assert tuple(custom.retain.images.shape[1:]) == (3, 32, 32)
+
+
+def test_imagefolder_train_test_layout_keeps_its_test_folder(tmp_path):
+    splits = load("imagefolder", ff.make_imagefolder(tmp_path / "root", per_class=12, split=True))
+    assert all(i.startswith("test/") for i in splits.test.ids)
+    assert not any(i.startswith("test/") for r in ("retain", "forget", "val") for i in splits.role(r).ids)
+
+
+@pytest.mark.parametrize("options,fragment", [("val=2", "fractions"), ("colour=1", "valid options"),
+                                              ("size=big", "not a number")])
+def test_imagefolder_bad_options(tmp_path, monkeypatch, options, fragment):
+    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, options)
+    assert_user_error(check("imagefolder", ff.make_imagefolder(tmp_path)), imagefolder.OPTIONS_VARIABLE, fragment)
+
+
+def test_imagefolder_too_small_to_split(tmp_path):
+    assert_user_error(check("imagefolder", ff.make_imagefolder(tmp_path, classes=2, per_class=2)), "too small")
+
+
+# --- bad data roots: one sentence naming the file, exit 2, nothing trained -----------------------------------
+
+def rewrite_csv(path: Path, change) -> None:
+    frame = pd.read_csv(path, index_col=0)
+    change(frame)
+    frame.to_csv(path)
+
+
+def mufac_csv(root: Path, part: str = "train") -> Path:
+    return root / mufac.RELEASE_DIR / f"custom_{part}_dataset.csv"
+
+
+def test_missing_root(tmp_path):
+    assert_user_error(check("mufac", None), "--data-root", "MUBENCH_DATA")
+    assert_user_error(check("rafdb", tmp_path / "nowhere"), "nowhere", "not a folder")
+
+
+def test_missing_label_file(tmp_path):
+    root = ff.make_mufac(tmp_path)
+    mufac_csv(root, "val").unlink()
+    assert_user_error(check("mufac", root), "custom_val_dataset.csv", "missing")
+    celeba = ff.make_celeba(tmp_path / "celeba")
+    (celeba / "CelebA-HQ-identity.txt").unlink()
+    assert_user_error(check("mucac-gender", celeba), "CelebA-HQ-identity.txt", "missing")
+
+
+def test_csv_with_other_columns(tmp_path):
+    root = ff.make_mufac(tmp_path)
+    pd.DataFrame({"filename": ["a.jpg"], "age": [3]}).to_csv(mufac_csv(root))
+    assert_user_error(check("mufac", root), "custom_train_dataset.csv", "expected an unnamed index then family_id")
+
+
+@pytest.mark.parametrize("dataset", ["mufac", "rafdb", "celeba"])
+def test_label_outside_the_range(tmp_path, dataset):
+    if dataset == "mufac":
+        root = ff.make_mufac(tmp_path)
+        rewrite_csv(mufac_csv(root, "test"), lambda f: f.__setitem__("age_class", ["z"] * len(f)))
+        assert_user_error(check("mufac", root), "custom_test_dataset.csv", "'z'", "a–h")
+    elif dataset == "rafdb":
+        root = ff.make_rafdb(tmp_path)
+        listing = root / "basic" / "EmoLabel" / "list_patition_label.txt"
+        listing.write_text(listing.read_text().replace(" 2\n", " 9\n", 1))
+        assert_user_error(check("rafdb", root), "list_patition_label.txt", "9", "1–7")
+    else:
+        root = ff.make_celeba(tmp_path)
+        path = root / "CelebA-HQ-attribute.txt"
+        lines = path.read_text().splitlines()
+        lines[3] = lines[3].replace(" -1", " 0", 1)
+        path.write_text("\n".join(lines) + "\n")
+        assert_user_error(check("mucac-multi", root), "CelebA-HQ-attribute.txt", "line 4", "'0'")
+
+
+def test_truncated_and_non_image_files(tmp_path):
+    root = ff.make_mufac(tmp_path)
+    victim = next((root / mufac.RELEASE_DIR / "train_images").iterdir())
+    victim.write_bytes(victim.read_bytes()[:300])
+    assert_user_error(check("mufac", root), victim.name, "cannot be decoded")
+    other = ff.make_rafdb(tmp_path / "rafdb")
+    fake = next((other / "basic" / "Image" / "aligned").iterdir())
+    fake.write_text("not an image")
+    assert_user_error(check("rafdb", other), fake.name, "cannot be decoded")
+
+
+def test_an_unconvertible_mode_is_refused(tmp_path):
+    root = ff.make_imagefolder(tmp_path)
+    victim = root / "class_0" / "img_000.png"
+    Image.new("I;16", (20, 20)).save(victim)
+    assert_user_error(check("imagefolder", root), victim.name, "'I;16'", "8-bit")
+
+
+def test_wrong_size_and_mode_are_converted_and_counted(tmp_path, caplog):
+    root = ff.make_mufac(tmp_path)
+    folder = root / mufac.RELEASE_DIR / "train_images"
+    small, grey = sorted(folder.iterdir())[:2]
+    ff.write_image(small, 0, size=64)
+    ff.write_image(grey, 0, size=128, mode="L")
+    with caplog.at_level(logging.WARNING):
+        splits = load("mufac", root)
+    assert splits.notes["images_resized_unusual"] == 1 and splits.notes["images_converted"] == 1
+    assert "1 of 22 images were not 128×128" in caplog.text and "1 of 22 images were not RGB" in caplog.text
+
+
+def test_manifest_entry_missing_from_disk(tmp_path):
+    root = ff.make_rafdb(tmp_path)
+    gone = next((root / "basic" / "Image" / "aligned").iterdir())
+    gone.unlink()
+    assert_user_error(check("rafdb", root), gone.name, "missing from disk")
+
+
+def test_disk_file_not_in_the_manifest_is_ignored_and_counted(tmp_path, caplog):
+    root = ff.make_rafdb(tmp_path)
+    ff.write_image(root / "basic" / "Image" / "aligned" / "train_09999_aligned.jpg", 1)
+    (root / "basic" / "Image" / "aligned" / "notes.txt").write_text("scratch")
+    with caplog.at_level(logging.WARNING):
+        splits = load("rafdb", root)
+    assert splits.notes["ignored_files"] == 2 and "2 files under" in caplog.text
+
+
+def test_a_name_outside_the_release_is_refused(tmp_path):
+    root = ff.make_rafdb(tmp_path)
+    listing = root / "basic" / "EmoLabel" / "list_patition_label.txt"
+    listing.write_text(listing.read_text() + "train_99999.jpg 3\n")
+    assert_user_error(check("rafdb", root), "train_99999.jpg", "not in the RAF-DB basic release")
+
+
+def test_overlapping_roles(tmp_path):
+    root = ff.make_mufac(tmp_path)
+    shared = pd.read_csv(mufac_csv(root)).image_path[5]
+    rewrite_csv(mufac_csv(root, "val"), lambda f: f.__setitem__("image_path", [shared] + list(f.image_path[1:])))
+    assert_user_error(check("mufac", root), shared, "both 'retain' and 'val'")
+    folders = ff.make_rafdb_folders(tmp_path / "rafdb")
+    first = next((folders / "DATASET" / "train" / "1").iterdir())
+    ff.write_image(folders / "DATASET" / "train" / "4" / first.name, 4)
+    assert_user_error(check("rafdb", folders), first.name.replace("_aligned", ""), "appears twice")
+
+
+def test_a_family_outside_its_file_is_refused(tmp_path):
+    root = ff.make_mufac(tmp_path)
+    rewrite_csv(mufac_csv(root, "val"), lambda f: f.__setitem__("family_id", ["F0002"] * len(f)))
+    assert_user_error(check("mufac", root), "custom_val_dataset.csv", "F0002", "F0801–F0850")
+
+
+def test_identity_file_disagreeing_with_the_attribute_file(tmp_path):
+    root = ff.make_celeba(tmp_path)
+    path = root / "CelebA-HQ-identity.txt"
+    path.write_text(path.read_text().replace("0.jpg", "29999.jpg", 1))
+    assert_user_error(check("mucac-gender", root), "CelebA-HQ-identity.txt", "CelebA-HQ-attribute.txt", "'0.jpg'")
+
+
+def test_attribute_count_line_disagreeing_with_its_rows(tmp_path):
+    root = ff.make_celeba(tmp_path)
+    path = root / "CelebA-HQ-attribute.txt"
+    path.write_text("30000\n" + path.read_text().split("\n", 1)[1])
+    assert_user_error(check("mucac-gender", root), "CelebA-HQ-attribute.txt", "declares 30000")
+
+
+@pytest.mark.parametrize("task,builder,other", [("mufac", "rafdb", "rafdb"), ("rafdb", "mucac-gender", "mucac"),
+                                                ("mucac-multi", "mufac", "mufac"), ("imagefolder", "mufac", "mufac")])
+def test_a_data_root_of_another_task(tmp_path, task, builder, other):
+    assert_user_error(check(task, BUILDERS[builder](tmp_path)), str(tmp_path), f"task {other}")
+
+
+def test_run_with_a_bad_root_stops_before_training(tmp_path):
+    root = ff.make_mufac(tmp_path / "root")
+    mufac_csv(root, "test").unlink()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--tasks", "mufac", "--data-root", str(root), "--methods", "original",
+                                       "--out", str(out), "--quiet"])
+    assert_user_error(result, "custom_test_dataset.csv")
+    assert not list((out / "cache").rglob("*.pt")) if (out / "cache").exists() else True
+    assert not (out / "leaderboards").exists() or not list((out / "leaderboards").iterdir())
+
+
+# --- end to end -------------------------------------------------------------------------------------------------
+
+E2E = {  # fixtures just large enough for the MIA's 10-fold split (≥ 10 forget and test images)
+    "mufac": lambda root: ff.make_mufac(root, train=64, val=4, test=10),
+    "rafdb": lambda root: ff.make_rafdb(root, {"retain": 12, "forget": 10, "val": 4, "test": 10}),
+    "mucac-gender": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4}),
+    "mucac-multi": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4}),
+}
+
+
+def run_smoke(task: str, root: Path, out: Path):
+    result = CliRunner().invoke(main, ["run", "--tasks", task, "--data-root", str(root), "--preset", "smoke",
+                                       "--methods", "original,retrain,finetune", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output + result.stderr
+    boards = list((out / "leaderboards").glob("*.md"))
+    assert boards, result.stderr
+    text = "\n".join(b.read_text() for b in boards)
+    for row in ("original", "retrain", "finetune"):
+        assert row in text.lower()
+    return text
+
+
+@pytest.mark.slow  # ~20–45 s on 2 shared cores, most of it MLflow start-up
+def test_imagefolder_end_to_end_at_32_pixels(tmp_path, monkeypatch):
+    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, "size=32,test=0.4,forget=0.5")
+    run_smoke("imagefolder", ff.make_imagefolder(tmp_path / "root", classes=2, per_class=16), tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", FACE_TASKS)
+def test_face_task_end_to_end_at_128_pixels(tmp_path, task):
+    text = run_smoke(task, E2E[task](tmp_path / "root"), tmp_path / "out")
+    assert task in text
