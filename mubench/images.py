@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CONVERTIBLE_MODES = ("RGB", "L", "RGBA", "LA", "P", "CMYK", "YCbCr")  # 8-bit modes PIL converts to RGB faithfully
 CACHE_FORMAT = 1
+DECODE_CHUNK = 256  # images in flight at once while decoding
 
 # A file or folder that only one known layout has, to name the task a wrong root belongs to.
 LAYOUT_MARKERS = {
@@ -160,12 +161,14 @@ def _decode_all(listing: Listing, spec: DecodeSpec) -> tuple[dict[str, torch.Ten
     images = {}
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         for role in ROLES:
-            out = torch.empty((len(listing.files[role]), 3, spec.size, spec.size), dtype=torch.uint8)
-            for i, (pixels, resized, converted) in enumerate(pool.map(lambda p: decode_image(p, spec),
-                                                                       listing.files[role])):
-                out[i] = torch.from_numpy(pixels).permute(2, 0, 1)
-                stats["resized_unusual"] += resized
-                stats["converted"] += converted
+            files = listing.files[role]
+            out = torch.empty((len(files), 3, spec.size, spec.size), dtype=torch.uint8)
+            for start in range(0, len(files), DECODE_CHUNK):  # bounded: decoded arrays never pile up
+                chunk = pool.map(lambda p: decode_image(p, spec), files[start:start + DECODE_CHUNK])
+                for i, (pixels, resized, converted) in enumerate(chunk, start):
+                    out[i] = torch.from_numpy(pixels).permute(2, 0, 1)
+                    stats["resized_unusual"] += resized
+                    stats["converted"] += converted
             stats["decoded"] += len(out)
             images[role] = out
     return images, stats

@@ -34,11 +34,12 @@ def write_image(path: Path, label: int, size: int = 32, seed: int = 0, mode: str
 def make_mufac(root: Path, train: int = 14, val: int = 4, test: int = 4, size: int = 128) -> Path:
     """custom_korean_family_dataset_resolution_128/ with three CSVs and three image folders."""
     base = root / "custom_korean_family_dataset_resolution_128"
-    parts = {"train": (train, 1), "val": (val, 801), "test": (test, 851)}
-    for part, (rows, first_family) in parts.items():
+    parts = {"train": (train, 1, 299), "val": (val, 801, 50), "test": (test, 851, 50)}
+    for part, (rows, first_family, families) in parts.items():
+        per_family = max(4, -(-rows // families))  # stay inside the part's family range
         records = []
         for i in range(rows):
-            family, letter = first_family + i // 4, "abcdefgh"[i % 8]
+            family, letter = first_family + i // per_family, "abcdefgh"[i % 8]
             name = f"F{family:04d}_AGE_D_{18 + i}_{letter}{i % 4 + 1}.jpg"
             write_image(base / f"{part}_images" / name, i % 8, size, seed=hash((part, i)) % 2**32)
             records.append({"family_id": f"F{family:04d}", "person_id": "D", "age_class": letter,
