@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CONVERTIBLE_MODES = ("RGB", "L", "RGBA", "LA", "P", "CMYK", "YCbCr")  # 8-bit modes PIL converts to RGB faithfully
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 DECODE_CHUNK = 256  # images in flight at once while decoding
 
 # A file or folder that only one known layout has, to name the task a wrong root belongs to.
@@ -182,6 +182,7 @@ def decoded_images(dataset: str, listing: Listing, digest: str, spec: DecodeSpec
         try:
             cached = torch.load(path, mmap=True, weights_only=True)
             if cached.get("format") == CACHE_FORMAT and cached["ids"] == listing.ids:
+                listing.notes.update({f"images_{k}": v for k, v in cached["stats"].items()})
                 listing.notes["decode_cache"] = f"hit {path}"
                 return {role: cached[role] for role in ROLES}
         except (OSError, RuntimeError, KeyError, EOFError):
@@ -190,7 +191,7 @@ def decoded_images(dataset: str, listing: Listing, digest: str, spec: DecodeSpec
     _report(stats, spec, listing)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"format": CACHE_FORMAT, "ids": listing.ids, **images}, partial)
+    torch.save({"format": CACHE_FORMAT, "ids": listing.ids, "stats": stats, **images}, partial)
     os.replace(partial, path)
     listing.notes["decode_cache"] = f"written {path}"
     return images

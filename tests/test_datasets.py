@@ -325,6 +325,8 @@ def test_wrong_size_and_mode_are_converted_and_counted(tmp_path, caplog):
         splits = load("mufac", root)
     assert splits.notes["images_resized_unusual"] == 1 and splits.notes["images_converted"] == 1
     assert "1 of 22 images were not 128×128" in caplog.text and "1 of 22 images were not RGB" in caplog.text
+    again = load("mufac", root)  # a cache hit still reports what the first decode converted
+    assert "hit" in again.notes["decode_cache"] and again.notes["images_converted"] == 1
 
 
 def test_manifest_entry_missing_from_disk(tmp_path):
