@@ -159,6 +159,10 @@ class ImageFolder(Task):
 
     def load(self, data_root: Path | None) -> Splits:
         root = require_root(data_root, "imagefolder")
+        other = looks_like(root)
+        if other:
+            raise MubenchError(f"data root {str(root)!r} looks like a data root of task {other}; use that task, "
+                               f"whose adapter reads its labels and official split, not imagefolder.")
         options = FolderOptions.from_environment()
         found, digest, path = listing(root, options)
         check_disjoint(found, path)

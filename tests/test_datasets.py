@@ -123,6 +123,16 @@ def test_mufac_forget_is_the_first_train_rows_scaled_on_a_partial_root(tmp_path,
     assert splits.notes["partial"] and "partial root" in caplog.text
 
 
+def test_a_full_mufac_root_uses_the_pinned_forget_count(tmp_path):
+    root = ff.make_mufac(tmp_path, train=14, val=4, test=4)
+    rule = mufac.rule_manifest()
+    for part, rows in (("train", 14), ("val", 4), ("test", 4)):
+        rule["release"][part]["rows"] = rows  # this root now holds "the release"
+    rule["roles"]["forget"]["count"] = 3
+    found = mufac.listing(root, rule)
+    assert not found.notes["partial"] and len(found.ids["forget"]) == 3 and len(found.ids["retain"]) == 11
+
+
 def test_rafdb_layouts_give_the_same_split_in_greyscale(tmp_path):
     official = load("rafdb", ff.make_rafdb(tmp_path / "official"))
     folders = load("rafdb", ff.make_rafdb_folders(tmp_path / "folders"))
@@ -384,7 +394,8 @@ def test_attribute_count_line_disagreeing_with_its_rows(tmp_path):
 
 
 @pytest.mark.parametrize("task,builder,other", [("mufac", "rafdb", "rafdb"), ("rafdb", "mucac-gender", "mucac"),
-                                                ("mucac-multi", "mufac", "mufac"), ("imagefolder", "mufac", "mufac")])
+                                                ("mucac-multi", "mufac", "mufac"), ("imagefolder", "mufac", "mufac"),
+                                                ("imagefolder", "mucac-gender", "mucac")])
 def test_a_data_root_of_another_task(tmp_path, task, builder, other):
     assert_user_error(check(task, BUILDERS[builder](tmp_path)), str(tmp_path), f"task {other}")
 
