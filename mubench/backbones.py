@@ -103,8 +103,9 @@ def load_pretrained(model: Classifier, path: Path) -> None:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise MubenchError(f"--pretrained {str(path)!r} is not a readable PyTorch state dict ({exc}).") from None
+    except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MubenchError(f"--pretrained {str(path)!r} is not a readable PyTorch state dict ({reason}).") from None
     if not isinstance(state, dict):
         raise MubenchError(f"--pretrained {str(path)!r} holds a {type(state).__name__}, expected a state dict.")
     if any(k.startswith("body.") for k in state):

@@ -114,7 +114,7 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
         data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or Path(os.environ.get("MUBENCH_CACHE") or out / "cache"), quiet=quiet,
-        command=shlex.join(["mubench", *sys.argv[1:]]))
+        command=_command_line(click.get_current_context()))
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)
@@ -129,6 +129,22 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
             click.echo(f"failed: {failure.label} on {failure.task}/{failure.backbone} seed {failure.seed}: "
                        f"{failure.error}", err=True)
         sys.exit(1)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The invocation as a reproducible command: the explicitly given options, in declaration order."""
+    words = ["mubench", ctx.info_name]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+        value = ctx.params[param.name]
+        if param.is_flag:
+            words.append(flag)
+        else:
+            for item in value if param.multiple else [value]:
+                words += [flag, str(item)]
+    return shlex.join(words)
 
 
 def _methods_registry():

@@ -14,6 +14,11 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.fixture
+def cli():
+    return invoke
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> tuple[Path, object]:
     """One `mubench run --preset smoke` on digits × resnet18, shared by the end-to-end tests."""

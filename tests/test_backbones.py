@@ -1,0 +1,53 @@
+import pytest
+import torch
+import torchvision
+
+from mubench.backbones import BACKBONES, build_backbone
+from mubench.errors import MubenchError
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "efficientnet_b0"])
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_outputs_features_and_stages(name, head):
+    model = build_backbone(name, 7, head).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits, feats = model.forward_with_features(x)
+        assert torch.equal(logits, model(x))
+    assert logits.shape == (2, 7)
+    assert feats.shape == (2, model.head[-1].in_features)
+    if head == "mlp":
+        assert feats.shape[1] == 128
+    stages = model.stages()
+    assert stages[-1][0] == "head" and len(stages) >= 5
+    covered = {id(p) for _, modules in stages for m in modules for p in m.parameters()}
+    assert covered == {id(p) for p in model.parameters()}, "stages must cover every parameter"
+
+
+def test_pretrained_torchvision_state_dict_loads_into_the_trunk(tmp_path):
+    source = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pt"
+    torch.save(source.state_dict(), path)
+    model = build_backbone("resnet18", 3, pretrained=path)
+    assert torch.equal(model.body.conv1.weight, source.conv1.weight)
+    assert model.head[-1].out_features == 3
+
+
+def test_pretrained_wrong_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"nonsense")
+    with pytest.raises(MubenchError, match="not a readable PyTorch state dict"):
+        build_backbone("resnet18", 3, pretrained=path)
+    torch.save(torchvision.models.densenet121(weights=None).state_dict(), path)
+    with pytest.raises(MubenchError, match="does not fit this backbone"):
+        build_backbone("resnet18", 3, pretrained=path)
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_smoke_run_on_each_backbone(name, tmp_path, cli, request):
+    if name != "resnet18" and not request.config.getoption("-m") == "slow":
+        pytest.skip("the densenet121 and efficientnet_b0 smoke runs take minutes on 2 cores: run with -m slow")
+    result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--backbones", name,
+                 "--out", str(tmp_path), "--quiet")
+    assert result.exit_code == 0
+    assert (tmp_path / "leaderboards" / f"digits-{name}-smoke.md").exists()

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+
+from mubench.cache import ModelCache
+from mubench.testing import toy_model
+
+FIELDS = {"task": "toy", "split_hash": "abc", "backbone": "toy", "seed": 0, "role": "original"}
+
+
+def _train(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    return 1.5
+
+
+def _never(model):
+    raise AssertionError("a cache hit must not train")
+
+
+def test_miss_trains_and_hit_loads_the_same_weights(tmp_path):
+    cache = ModelCache(tmp_path)
+    trained = toy_model(3)
+    record, hit = cache.get_or_train(FIELDS, trained, _train)
+    assert not hit and record["train_seconds"] == 1.5
+    loaded = toy_model(3, seed=1)
+    again, hit = cache.get_or_train(FIELDS, loaded, _never)
+    assert hit and again == record
+    for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_key_changes_with_any_field(tmp_path):
+    cache = ModelCache(tmp_path)
+    assert cache.key(FIELDS) != cache.key({**FIELDS, "seed": 1})
+    assert cache.key(FIELDS) == cache.key(dict(reversed(list(FIELDS.items()))))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "record"])
+def test_corrupt_entry_is_retrained_not_loaded(tmp_path, damage, caplog):
+    cache = ModelCache(tmp_path)
+    cache.get_or_train(FIELDS, toy_model(3), _train)
+    weights, record = cache.paths(cache.key(FIELDS))
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "garbage":
+        weights.write_bytes(b"not a checkpoint")
+    else:
+        record.write_text("{")
+    calls = []
+    _, hit = cache.get_or_train(FIELDS, toy_model(3), lambda m: calls.append(1) or 2.0)
+    assert not hit and calls == [1]
+    assert "corrupt" in caplog.text
+    assert json.loads(record.read_text())["train_seconds"] == 2.0
+
+
+def test_second_cli_run_trains_nothing(smoke_run, tmp_path, cli):
+    out, _ = smoke_run
+    records = {p.name: p.read_text() for p in (out / "cache").glob("*.json")}
+    assert len(records) == 2  # original and retrain
+    result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet")
+    assert result.exit_code == 0
+    assert {p.name: p.read_text() for p in (out / "cache").glob("*.json")} == records
+    assert "references from cache: 2, trained: 0" in result.stderr
+
+
+def test_corrupt_cache_file_in_a_run_is_retrained(tmp_path, cli):
+    out = tmp_path / "out"
+    assert cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out), "--quiet").exit_code == 0
+    checkpoints = sorted((out / "cache").glob("*.pt"))
+    checkpoints[0].write_bytes(b"corrupt")
+    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out), "--quiet")
+    assert result.exit_code == 0
+    assert "references from cache: 1, trained: 1" in result.stderr
+    torch.load(checkpoints[0], weights_only=True)  # rewritten whole
