@@ -199,3 +199,7 @@ def leaderboard(out, tracking_uri, store) -> None:
 
 from mubench.data_cli import data  # noqa: E402  (the `mubench data` group lives in its own module)
 main.add_command(data)
+
+
+if __name__ == "__main__":
+    main()

@@ -183,13 +183,14 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
 
 
 def run(plan: RunPlan) -> RunSummary:
+    # Every data root is validated before a run is opened: bad data leaves nothing in the store.
+    tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
     open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
     parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
                    **provenance_tags()}
     with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
         summary = RunSummary(parent.info.run_id)
-        for task_name in plan.tasks:
-            _, splits, recipe = load_task(task_name, plan.preset, plan.data_root)
+        for task_name, (splits, recipe) in tasks.items():
             for backbone in plan.backbones:
                 summary.boards.append((task_name, backbone, plan.preset))
                 for seed in plan.seeds:
