@@ -80,21 +80,21 @@ class DLFD(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        lr: float = 0.01  # SGD learning rate; digits sweep on val (NOTES); authors: 0.008 MUFAC, 0.006 RAF-DB
+        lr: float = 0.008  # SGD learning rate; authors' MUFAC notebook, kept by the digits sweep (NOTES)
         momentum: float = 0.9  # SGD momentum; authors' notebooks
         weight_decay: float = 5e-4  # SGD weight decay; authors' notebooks
         w_ot: float = 3.0  # weight of the OT distance in the perturbation objective; authors' MUFAC notebook
         lambda_start: float = 0.0  # CE weight λ at the first batch; authors' MUFAC notebook
         lambda_end: float = 1.0  # CE weight λ at the last batch; authors' MUFAC notebook
-        steps: int = 15  # K signed-gradient steps on δ per batch; authors' MUFAC notebook
-        alpha: float = 0.4  # step size of δ in normalised input units; authors' MUFAC notebook
+        steps: int = 5  # K signed-gradient steps on δ per batch; digits sweep (NOTES); authors: 15 MUFAC
+        alpha: float = 0.1  # step size of δ in normalised input units; digits sweep (NOTES); authors: 0.4 MUFAC
         ot: Literal["exact", "sinkhorn"] = "exact"  # ot.emd2, uniform weights | log-domain ot.sinkhorn2; spec
         reg: float = 0.05  # entropic regularisation for ot="sinkhorn", in cost units (cosine cost is in [0, 2])
         cost: Literal["cosine", "sqeuclidean"] = "cosine"  # cosine: 1 − cos clamped at 0 | squared Euclidean; spec
         features: Literal["penultimate", "logits"] = "penultimate"  # φ: last Linear's input (spec) | authors' code
         monitor_every: int = 2  # ctx.monitor() every this many batches (and after the last); authors: every batch
-        stop_threshold: float = 0.3  # stop perturbing once FS < this (our 2|MIA−0.5| scale); digits sweep (NOTES)
-        max_fs: float = 0.3  # checkpoints with FS ≤ this compete on val accuracy (our scale); digits sweep (NOTES)
+        stop_threshold: float = 0.3  # stop perturbing once FS < this; authors' MUFAC 0.15 doubled to our FS scale
+        max_fs: float = 0.18  # checkpoints with FS ≤ this compete on val acc; authors' MUFAC 0.09 doubled
         batch_size: int = 0  # retain and forget batch size; 0: the task recipe's (64 on digits)
         epochs: int = 1  # passes over the retain set; the paper does one
         use_ot: bool = True  # ablation, component 1: off → δ follows the CE term only
@@ -174,17 +174,19 @@ class DLFD(Unlearner):
         return (x_r + delta).detach()
 
     def update(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               kind: TaskKind) -> float:
+               kind: TaskKind) -> torch.Tensor:
         """One optimiser step on the task loss, in train mode."""
         model.train()
         loss = task_loss(model(x), y, kind)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
         cfg = self.config
+        if len(data.forget) == 0:
+            raise MubenchError("dlfd needs a non-empty forget set to move the retain features away from.")
         batch_size = cfg.batch_size or None
         retain = data.loader("retain", shuffle=True, augment=False, batch_size=batch_size, seed=ctx.seed)
         forget = cycle(data.loader("forget", shuffle=True, augment=False, batch_size=batch_size, seed=ctx.seed + 1))
@@ -195,10 +197,9 @@ class DLFD(Unlearner):
         best_acc, best_state, best_step = -1.0, None, -1
         for epoch in range(cfg.epochs):
             for b, (x_r, y_r) in enumerate(ctx.progress(retain, f"dlfd {epoch + 1}/{cfg.epochs}", num_batches)):
-                x_f = next(forget)[0]
-                lam = self.ce_weight(b, num_batches)
                 if not stopped:
-                    x_r = self.perturb(model, x_r, y_r, x_f, lam, data.kind, bounds)
+                    lam = self.ce_weight(b, num_batches)
+                    x_r = self.perturb(model, x_r, y_r, next(forget)[0], lam, data.kind, bounds)
                     perturbed += 1
                 self.update(model, optimizer, x_r, y_r, data.kind)
                 step += 1
@@ -222,4 +223,30 @@ class DLFD(Unlearner):
         return model
 
 
-NOTES = """(filled in by the digits sweep)"""
+NOTES = """Digits defaults (resnet18, seed 0, the task recipe's original; chosen on val only, never test).
+
+Each row: one DLFD run from the cached original; FS = the paper's MIA on forget vs val (our 2|MIA−0.5| scale, what
+ctx.monitor reads), FS-log = the same attack on log-loss, AUC = loss as a membership score. CPU, 2 shared cores.
+
+| run                           | lr    | K  | α   | dynamic | val acc | FS    | FS-log | AUC   | stopped at | secs |
+|-------------------------------|-------|----|-----|---------|---------|-------|--------|-------|------------|------|
+| original (no unlearning)      |       |    |     |         | 0.983   | 0.017 | 0.028  | 0.548 |            |      |
+| retrain (reference)           |       |    |     |         | 0.978   | 0.006 | 0.072  | 0.528 |            |      |
+| A authors' MUFAC values       | 0.008 | 15 | 0.4 | yes     | 0.972   | 0.028 | 0.128  | 0.535 | batch 2    | 94   |
+| B authors' MUFAC, static      | 0.008 | 15 | 0.4 | no      | 0.144   | 0.022 | 0.067  | 0.483 | never      | 410  |
+| D milder, static              | 0.008 | 5  | 0.1 | no      | 0.661   | 0.017 | 0.106  | 0.507 | never      | 90   |
+| G milder (chosen)             | 0.008 | 5  | 0.1 | yes     | 0.983   | 0.017 | 0.017  | 0.547 | batch 2    | 37   |
+| H milder, lr 0.002            | 0.002 | 5  | 0.1 | yes     | 0.983   | 0.017 | 0.017  | 0.556 | batch 2    | 8    |
+(all: w_ot 3, λ 0→1, batch 64, monitor every 2 batches, stop 0.30, max_fs 0.18; secs vary with the shared CPU.)
+
+Reading it:
+- On digits the paper's MIA cannot tell forget from val even for the original (FS 0.017, at the noise floor of a
+  180-vs-180 attack; spec/metrics.md explains why), so the dynamic stop fires at the first monitor and DLFD keeps the
+  best val-accuracy checkpoint. The defaults are therefore chosen for utility: G keeps the original's val accuracy.
+- With the OT gradient really reaching δ (the authors' code never lets it), the authors' α 0.4 × 15 steps saturates
+  the inputs (δ up to 6 normalised units on a range 2 units wide) and a full static pass collapses the model (B);
+  even K 5, α 0.1 collapses it to 0.66 over a full pass (D). The dynamic component is what keeps DLFD safe here;
+  the MUFAC / RAF-DB task defaults are the authors' values as asked and likely need the same re-tuning there.
+- G over H: equal on the val criterion 0.5·(val acc + 1 − FS); H barely moves the model (forget loss unchanged),
+  G is the authors' lr. A run with K 15, α 0.1, static was stopped unfinished to stay in the CPU budget (~12 min used).
+"""
