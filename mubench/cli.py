@@ -94,12 +94,13 @@ def _device(name: str):
 @click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Local state dict to initialise the backbone trunk (nothing is downloaded).")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where trained references are cached (default: $MUBENCH_CACHE or <out>/cache).")
+              help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
 @click.option("--ablate", is_flag=True, help="Also run each method's ablation variants (e.g. DLFD's components).")
+@click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
 @_user_errors
 def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
-        pretrained, cache_dir, ablate, quiet) -> None:
+        pretrained, cache_dir, ablate, force, quiet) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.harness import RunPlan, run as run_grid
     from mubench.leaderboard import render_all
@@ -113,7 +114,7 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         tasks=_names(tasks, TASKS, "--tasks"), backbones=_names(backbones, BACKBONES, "--backbones"),
         seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
         data_root=data_root, head=head, pretrained=pretrained,
-        cache_dir=cache_dir or Path(os.environ.get("MUBENCH_CACHE") or out / "cache"), quiet=quiet,
+        cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force,
         command=_command_line(click.get_current_context()))
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
@@ -121,7 +122,8 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
     if not quiet:
         for path, text in boards.values():
             click.echo(text)
-    click.echo(f"{summary.cells} cells, {len(summary.failures)} failed; references from cache: "
+    click.echo(f"{summary.cells} cells run, {summary.skipped} already finished in the store (--force reruns them), "
+               f"{len(summary.failures)} failed; references from cache: "
                f"{summary.cache_hits}, trained: {summary.cache_misses}; leaderboards in {out / 'leaderboards'}; "
                f"MLflow store: {plan.tracking_uri}", err=True)
     if summary.failures:
@@ -129,6 +131,11 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
             click.echo(f"failed: {failure.label} on {failure.task}/{failure.backbone} seed {failure.seed}: "
                        f"{failure.error}", err=True)
         sys.exit(1)
+
+
+def _default_cache(out: Path) -> Path:
+    shared = os.environ.get("MUBENCH_CACHE")
+    return Path(shared) / "models" if shared else out / "cache"
 
 
 def _command_line(ctx: click.Context) -> str:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
 import logging
 import math
 import random
@@ -23,7 +25,7 @@ from mubench.config import param_text, stable_hash
 from mubench.data import Split, Splits
 from mubench.errors import MubenchError
 from mubench.tasks import SMOKE_CAPS, TASKS, Task
-from mubench.tracking import TAG, open_experiment, provenance_tags
+from mubench.tracking import TAG, finished_cell_keys, open_experiment, provenance_tags
 from mubench.training import Recipe, train_reference
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class RunPlan:
     head: str = "linear"
     pretrained: Path | None = None
     quiet: bool = False
+    force: bool = False  # rerun cells already FINISHED in the store
     command: str = ""
 
 
@@ -78,6 +81,7 @@ class RunSummary:
     boards: list[tuple[str, str, str]] = field(default_factory=list)  # (task, backbone, preset)
     failures: list[CellFailure] = field(default_factory=list)
     cells: int = 0
+    skipped: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -110,11 +114,11 @@ def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: st
     cache = ModelCache(plan.cache_dir)
     train_set = Split(torch.cat([splits.retain.images, splits.forget.images]),
                       torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
-    pretrained_hash = stable_hash(Path(plan.pretrained).read_bytes().hex()) if plan.pretrained else None
     models, records = {}, {}
     for role, data in (("original", train_set), ("retrain", splits.retain)):
         fields = {"task": splits.task, "split_hash": splits.split_hash, "backbone": backbone, "head": plan.head,
-                  "pretrained": pretrained_hash, "recipe": param_text(recipe), "seed": seed, "role": role}
+                  "pretrained": pretrained_digest(plan.pretrained), "recipe": param_text(recipe), "seed": seed,
+                  "role": role}
         model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
         progress = None if plan.quiet else _progress
         records[role], hit = cache.get_or_train(fields, model, lambda m: train_reference(
@@ -123,6 +127,23 @@ def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: st
         summary.cache_misses += not hit
         models[role] = model.to(plan.device).eval()
     return References(models["original"], models["retrain"], records["original"], records["retrain"])
+
+
+def pretrained_digest(path: Path | None) -> str | None:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+
+
+def method_version(name: str) -> str:
+    """Hash of the method's source file: editing a method invalidates its finished cells."""
+    return hashlib.sha256(Path(inspect.getfile(METHODS.get(name))).read_bytes()).hexdigest()[:16]
+
+
+def cell_key(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int) -> str:
+    """Everything that determines a cell's result; a FINISHED run with this key is not run again."""
+    return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(spec.config_for(splits.task)),
+                        "version": method_version(spec.name), "task": splits.task, "split": splits.split_hash,
+                        "backbone": backbone, "head": plan.head, "pretrained": pretrained_digest(plan.pretrained),
+                        "recipe": param_text(recipe), "seed": seed, "preset": plan.preset}, length=32)
 
 
 def _progress(iterable, desc, total=None):
@@ -185,7 +206,8 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
 def run(plan: RunPlan) -> RunSummary:
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
     tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
-    open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+    experiment_id = open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+    done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
     parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
                    **provenance_tags()}
     with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
@@ -194,18 +216,23 @@ def run(plan: RunPlan) -> RunSummary:
             for backbone in plan.backbones:
                 summary.boards.append((task_name, backbone, plan.preset))
                 for seed in plan.seeds:
+                    todo = [(spec, key) for spec in plan.methods
+                            if (key := cell_key(plan, spec, splits, recipe, backbone, seed)) not in done]
+                    summary.skipped += len(plan.methods) - len(todo)
+                    if not todo:
+                        continue
                     refs = train_references(plan, splits, recipe, backbone, seed, summary)
-                    for spec in plan.methods:
-                        _run_logged_cell(plan, spec, splits, recipe, backbone, seed, refs, summary)
+                    for spec, key in todo:
+                        _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary)
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
             mlflow.end_run(status="FAILED")
     return summary
 
 
-def _run_logged_cell(plan, spec, splits, recipe, backbone, seed, refs, summary) -> None:
+def _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary) -> None:
     config = spec.config_for(splits.task)
-    tags = {f"{TAG}kind": "cell", f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
+    tags = {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
             f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
             f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
             f"{TAG}config_hash": stable_hash(param_text(config)),

@@ -63,3 +63,9 @@ def cell_runs(tracking_uri: str, name: str = EXPERIMENT):
     runs = mlflow.search_runs([experiment.experiment_id], output_format="pandas", max_results=100000)
     column = f"tags.{TAG}kind"
     return runs[runs[column] == "cell"] if column in runs else runs.iloc[0:0]
+
+
+def finished_cell_keys(tracking_uri: str, experiment_id: str) -> set[str]:
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=50000)
+    return {r.data.tags[f"{TAG}cell_key"] for r in runs if f"{TAG}cell_key" in r.data.tags}

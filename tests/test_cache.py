@@ -60,10 +60,11 @@ def test_second_cli_run_trains_nothing(smoke_run, tmp_path, cli):
     out, _ = smoke_run
     records = {p.name: p.read_text() for p in (out / "cache").glob("*.json")}
     assert len(records) == 2  # original and retrain
-    result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet")
+    result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet",
+                 "--force")
     assert result.exit_code == 0
     assert {p.name: p.read_text() for p in (out / "cache").glob("*.json")} == records
-    assert "references from cache: 2, trained: 0" in result.stderr
+    assert "3 cells run" in result.stderr and "references from cache: 2, trained: 0" in result.stderr
 
 
 def test_corrupt_cache_file_in_a_run_is_retrained(tmp_path, cli):
@@ -71,7 +72,7 @@ def test_corrupt_cache_file_in_a_run_is_retrained(tmp_path, cli):
     assert cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out), "--quiet").exit_code == 0
     checkpoints = sorted((out / "cache").glob("*.pt"))
     checkpoints[0].write_bytes(b"corrupt")
-    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out), "--quiet")
+    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out), "--quiet", "--force")
     assert result.exit_code == 0
     assert "references from cache: 1, trained: 1" in result.stderr
     torch.load(checkpoints[0], weights_only=True)  # rewritten whole

@@ -56,6 +56,17 @@ def test_run_echoes_the_leaderboard(tmp_path, smoke_run, cli):
     assert "# Leaderboard: digits × resnet18" in result.stdout
 
 
+def test_rerun_skips_finished_cells_and_a_changed_config_runs_again(smoke_run, cli):
+    out, _ = smoke_run
+    result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet")
+    assert result.exit_code == 0
+    assert "0 cells run, 3 already finished" in result.stderr
+    assert "references from cache: 0, trained: 0" in result.stderr
+    result = cli("run", "--preset", "smoke", "--methods", "finetune", "--set", "finetune.epochs=1", "--out", str(out),
+                 "--quiet")
+    assert "1 cells run, 0 already finished" in result.stderr
+
+
 def test_ls_lists_builtins(cli):
     result = cli("ls", "methods")
     assert result.exit_code == 0
