@@ -198,8 +198,9 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     retrain_seconds = refs.retrain_record["train_seconds"]
     scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
                   time_ratio=metrics.time_ratio(seconds, retrain_seconds))
-    if logged:
-        mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=logged)
+    run_id = mlflow.active_run().info.run_id
+    for start in range(0, len(logged), 1000):  # MLflow accepts at most 1000 metrics per batch
+        mlflow.MlflowClient().log_batch(run_id, metrics=logged[start:start + 1000])
     return scores
 
 
