@@ -98,9 +98,10 @@ def _device(name: str):
 @click.option("--ablate", is_flag=True, help="Also run each method's ablation variants (e.g. DLFD's components).")
 @click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
+@click.option("--no-plots", is_flag=True, help="Skip the loss histograms and t-SNE figures (<out>/plots/).")
 @_user_errors
 def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
-        pretrained, cache_dir, ablate, force, quiet) -> None:
+        pretrained, cache_dir, ablate, force, quiet, no_plots) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.harness import RunPlan, run as run_grid
     from mubench.leaderboard import render_all
@@ -114,7 +115,7 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         tasks=_names(tasks, TASKS, "--tasks"), backbones=_names(backbones, BACKBONES, "--backbones"),
         seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
         data_root=data_root, head=head, pretrained=pretrained,
-        cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force,
+        cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()))
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)

@@ -63,6 +63,7 @@ class RunPlan:
     pretrained: Path | None = None
     quiet: bool = False
     force: bool = False  # rerun cells already FINISHED in the store
+    plots: bool = True  # loss histograms per cell and a t-SNE per seed (mubench.plots); --no-plots turns them off
     command: str = ""
 
 
@@ -165,7 +166,7 @@ def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.devi
 
 
 def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
-             refs: References) -> dict[str, float]:
+             refs: References, plots=None) -> dict[str, float]:
     """Unlearn one copy of the original, time it, score it. Raises on any failure of the method."""
     cls = METHODS.get(spec.name)
     if splits.kind.value == "multilabel" and not cls.supports_multilabel:
@@ -191,7 +192,8 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
         raise MubenchError(f"method {spec.name!r} returned a {type(result).__name__} from unlearn(); "
                            f"it must return a torch.nn.Module.")
     result.eval()
-    scores = metrics.score_model(result, splits, plan.device)
+    losses = {}
+    scores = metrics.score_model(result, splits, plan.device, losses)
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
@@ -201,6 +203,8 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     run_id = mlflow.active_run().info.run_id
     for start in range(0, len(logged), 1000):  # MLflow accepts at most 1000 metrics per batch
         mlflow.MlflowClient().log_batch(run_id, metrics=logged[start:start + 1000])
+    if plots is not None:
+        plots.cell(spec.row, result, losses)
     return scores
 
 
@@ -223,15 +227,25 @@ def run(plan: RunPlan) -> RunSummary:
                     if not todo:
                         continue
                     refs = train_references(plan, splits, recipe, backbone, seed, summary)
+                    seed_plots = _seed_plots(plan, splits, backbone, seed, refs)
                     for spec, key in todo:
-                        _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary)
+                        _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary, seed_plots)
+                    if seed_plots is not None:
+                        seed_plots.finish()
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
             mlflow.end_run(status="FAILED")
     return summary
 
 
-def _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary) -> None:
+def _seed_plots(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
+    if not plan.plots:
+        return None
+    from mubench.plots import SeedPlots  # matplotlib and t-SNE load only when plots are drawn
+    return SeedPlots(plan.out, splits, backbone, plan.preset, seed, refs, plan.device)
+
+
+def _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary, seed_plots=None) -> None:
     config = spec.config_for(splits.task)
     tags = {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
             f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
@@ -247,7 +261,7 @@ def _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summ
     with mlflow.start_run(run_name=f"{spec.row}/{splits.task}/{backbone}/s{seed}", nested=True, tags=tags) as run:
         mlflow.log_params(params)
         try:
-            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs)
+            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots)
         except Exception as exc:  # one broken method must not cost the rest of the grid
             message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
             log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())

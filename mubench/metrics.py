@@ -77,10 +77,14 @@ def time_ratio(unlearn_seconds: float, retrain_seconds: float) -> float:
     return unlearn_seconds / retrain_seconds if retrain_seconds > 0 else math.nan
 
 
-def score_model(model: nn.Module, splits, device: torch.device) -> dict[str, float]:
-    """Every per-cell metric of spec/metrics.md that depends on the model alone."""
+def score_model(model: nn.Module, splits, device: torch.device,
+                losses: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Every per-cell metric of spec/metrics.md that depends on the model alone.
+
+    `losses`, when given, is filled with the per-sample losses of each role (the plots reuse them).
+    """
     out: dict[str, float] = {}
-    losses = {}
+    losses = {} if losses is None else losses
     for role in ("retain", "forget", "val", "test"):
         losses[role], out[f"{role}_acc"] = losses_and_accuracy(model, splits.role(role), splits.kind,
                                                                splits.preprocess, device)
