@@ -1,4 +1,4 @@
-"""`mubench run | ls | leaderboard`: the command line. User errors print one sentence, exit 2."""
+"""`mubench run | ls | leaderboard | report`: the command line. User errors print one sentence, exit 2."""
 from __future__ import annotations
 
 import functools
@@ -194,16 +194,40 @@ def ls(what) -> None:
 def leaderboard(out, tracking_uri, store) -> None:
     """Render leaderboards from the MLflow store into markdown files."""
     from mubench.leaderboard import render_all
-    from mubench.tracking import default_tracking_uri
-    uri = tracking_uri or default_tracking_uri(store)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        raise MubenchError(f"no MLflow store at {uri[len('sqlite:///'):]!r}; run `mubench run` first or pass "
-                           f"--tracking-uri.")
+    uri = _store_uri(tracking_uri, store)
     boards = render_all(uri, _writable(out))
     if not boards:
         raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
     for path, _ in boards.values():
         click.echo(str(path))
+
+
+def _store_uri(tracking_uri: str | None, store: Path) -> str:
+    from mubench.tracking import default_tracking_uri
+    uri = tracking_uri or default_tracking_uri(store)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise MubenchError(f"no MLflow store at {uri[len('sqlite:///'):]!r}; run `mubench run` first or pass "
+                           f"--tracking-uri.")
+    return uri
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
+              help="Folder for one markdown page per task × backbone and its figures.")
+@click.option("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI or "
+                                     "sqlite:///<store>/mlflow.db).")
+@click.option("--store", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
+              help="The --out folder of the runs, when no tracking URI is given.")
+@_user_errors
+def report(out, tracking_uri, store) -> None:
+    """Write a markdown report per task × backbone: leaderboard, ablations and the runs' figures."""
+    from mubench.report import write_reports
+    uri = _store_uri(tracking_uri, store)
+    pages = write_reports(uri, _writable(out))
+    if not pages:
+        raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
+    for page in pages:
+        click.echo(str(page))
 
 from mubench.data_cli import data  # noqa: E402  (the `mubench data` group lives in its own module)
 main.add_command(data)

@@ -135,4 +135,35 @@ def render_all(tracking_uri: str, out_dir: Path, only: list[tuple[str, str, str]
         path = out_dir / board_name(key)
         path.write_text(text)
         written[key] = (path, text)
+    write_index(out_dir)
     return written
+
+
+INDEX = "README.md"
+
+
+def render_index(folder: Path) -> str:
+    """The index of the boards in `folder`: what each ranks, on which seeds, and the commands that produced it."""
+    rows = []
+    for path in sorted(p for p in Path(folder).glob("*.md") if p.name != INDEX):
+        lines = path.read_text().splitlines()
+        title = lines[0].removeprefix("# Leaderboard: ") if lines else path.stem
+        commands = [line.strip() for line in lines if line.startswith("    mubench ")]
+        seeds = next((line.split("Seeds: ")[1].split(".")[0] for line in lines if "Seeds: " in line), "—")
+        produced = "<br>".join(f"`{c}`".replace("|", "\\|") for c in commands) or "—"
+        rows.append([f"[{path.name}]({path.name})", title, seeds, produced])
+    table = tabulate(rows, ["board", "task × backbone", "seeds", "produced by"], tablefmt="github",
+                                disable_numparse=True) if rows \
+        else "No boards yet: `mubench leaderboard --store <run folder> --out leaderboards/` writes them here."
+    return "\n".join([
+        "# Leaderboards", "",
+        "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten "
+        "with the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0, 1, 2 "
+        "with `--ablate` and commits the boards here. How to read a board: "
+        "[Reading the leaderboard](../README.md#reading-the-leaderboard).", "", table, ""])
+
+
+def write_index(folder: Path) -> Path:
+    path = Path(folder) / INDEX
+    path.write_text(render_index(folder))
+    return path

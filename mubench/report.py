@@ -1,0 +1,73 @@
+"""`mubench report`: one markdown page per task × backbone: the leaderboard, the ablation table where a method was
+ablated, and the figures of mubench.plots, copied from the MLflow store next to the page and linked relatively."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
+
+from mubench.leaderboard import KEY, board_name, latest_cells, render_board
+from mubench.plots import REFERENCES, TSNE_PNG, file_stem, losses_png
+
+
+def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
+    """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
+    cells = latest_cells(tracking_uri)
+    if cells.empty:
+        return []
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    client = MlflowClient(tracking_uri)
+    pages = []
+    for key, group in cells.groupby(list(KEY)):
+        stem = board_name(key)[:-len(".md")]
+        shutil.rmtree(out_dir / stem, ignore_errors=True)  # figures of an earlier report must not linger unlinked
+        sections = [_seed_section(client, tracking_uri, group, stem, int(seed), out_dir)
+                    for seed in sorted({int(s) for s in group["seed"].dropna()})]
+        page = out_dir / f"{stem}.md"
+        page.write_text(render_board(key, group) + "\n" + "\n".join(sections))
+        pages.append(page)
+    return pages
+
+
+def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str, seed: int, out_dir: Path) -> str:
+    cells = cells[(cells["seed"].astype(int) == seed) & (cells["status"] == "FINISHED")].sort_values("label")
+    folder = Path(stem) / f"s{seed}"
+    lines = [f"## Figures, seed {seed}", ""]
+    parents = cells.sort_values("start_time", ascending=False).get("tags.mlflow.parentRunId", pd.Series()).dropna()
+    tsne = next((p for p in dict.fromkeys(parents)
+                 if _fetch(client, uri, p, f"plots/{stem}/s{seed}/{TSNE_PNG}", out_dir / folder)), None)
+    if tsne:
+        lines += ["t-SNE of penultimate features on a fixed subsample of retain, forget and test, one panel per "
+                  "model (the DLFD paper's Figures 2 and 4):", "", f"![t-SNE, seed {seed}]({folder.as_posix()}/{TSNE_PNG})",
+                  ""]
+    losses = []
+    for cell in cells[~cells["label"].isin(list(REFERENCES))].itertuples():  # each figure shows both references
+        name = losses_png(cell.label)
+        if _fetch(client, uri, cell.run_id, f"plots/{name}", out_dir / folder):
+            losses += [f"### {cell.label}", "", f"![{file_stem(cell.label)} losses, seed {seed}]({folder.as_posix()}/{name})", ""]
+    if losses:
+        lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
+                  "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",
+                  *losses]
+    if not tsne and not losses:
+        lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
+                  "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
+    return "\n".join(lines)
+
+
+def _fetch(client: MlflowClient, uri: str, run_id: str, artifact: str, folder: Path) -> bool:
+    """Copy one artifact of a run into `folder`; False when the run has no such artifact."""
+    parent, _, name = artifact.rpartition("/")
+    if name not in {Path(a.path).name for a in client.list_artifacts(run_id, parent)}:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp, tracking_uri=uri)
+        shutil.copyfile(local, folder / name)
+    return True
+
