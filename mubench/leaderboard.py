@@ -60,6 +60,27 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
+def tied_with_leader(nomus: list[float], halves: list[float]) -> list[bool]:
+    """For rows ranked by NoMUS (leader first): does the row's 95 % interval overlap the leader's? The leader is tied
+    when another row is. A row without an interval (one seed) ties nothing."""
+    if not len(nomus):
+        return []
+    lead, lead_half = nomus[0], halves[0]
+    overlaps = [i > 0 and math.isfinite(lead_half) and math.isfinite(half) and abs(mean - lead) <= half + lead_half
+                for i, (mean, half) in enumerate(zip(nomus, halves))]
+    return [any(overlaps)] + overlaps[1:]
+
+
+def rank_labels(nomus: list[float], halves: list[float]) -> list[str]:
+    """`1=` for the leader and every row tied with it, the position otherwise."""
+    return ["1=" if tied else str(rank)
+            for rank, tied in enumerate(tied_with_leader(nomus, halves), start=1)]
+
+
+TIE_NOTE = ("1= marks the leader and every row whose NoMUS interval overlaps the leader's: these seeds do not "
+            "separate them (with one seed there is no interval, so no tie is marked).")
+
+
 def _fmt(value: float, half: float = math.nan, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -87,7 +108,8 @@ def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
     headers = ["#", "method", "test acc", "forget acc", "MIA", "FS (2·|MIA−0.5|)", "NoMUS (95 % CI)",
                "Δ NoMUS vs retrain", "MIA log-loss", "MIA AUC", "unlearn s", "× retrain", "seeds"]
     body = []
-    for rank, row in enumerate(table.itertuples(), start=1):
+    ranks = rank_labels(list(table["nomus"]), list(table["nomus_ci"])) if len(table) else []
+    for rank, row in zip(ranks, table.itertuples()):
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
         body.append([rank, name, _fmt(row.test_acc), _fmt(row.forget_acc), _fmt(row.mia), _fmt(row.fs),
                      _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, digits=3), _fmt(row.mia_logloss),
@@ -105,7 +127,7 @@ def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
              "FS = 2·|MIA − 0.5| is the paper's scale (the MUFAC notebooks print half of it). "
              "MIA: logistic regression on per-sample losses, forget (members) vs test (non-members), 10-fold "
              "stratified shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
-             "× retrain: unlearn seconds over the seconds it took to train the Retrain reference."]
+             "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. " + TIE_NOTE]
     ablated = sorted({label.split("[")[0] for label in full.get("label", []) if is_variant(label)})
     for method in ablated:
         lines += ["", f"## Ablation: {method}", "", render_ablation(full, method)]
