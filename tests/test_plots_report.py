@@ -1,0 +1,89 @@
+"""Figures of a smoke run on disk and in the store, a figure that fails without failing its cell, and a report
+whose links all resolve."""
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from mlflow.tracking import MlflowClient
+
+import mubench.plots
+from mubench.plots import TSNE_SAMPLES
+from mubench.tasks import SMOKE_CAPS
+
+LABELS = ("original", "retrain", "finetune")
+
+
+def _is_drawn(path: Path) -> bool:
+    pixels = imread(path)
+    return pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(pixels.std()) > 0.01
+
+
+def test_smoke_run_draws_a_losses_figure_per_cell_and_a_tsne_per_seed(smoke_run):
+    out, _ = smoke_run
+    folder = out / "plots" / "digits-resnet18-smoke" / "s0"
+    for label in LABELS:
+        assert _is_drawn(folder / f"{label}-losses.png"), label
+    assert _is_drawn(folder / "tsne.png")
+    points = sum(min(n, SMOKE_CAPS[role]) for role, n in TSNE_SAMPLES.items())
+    for label in LABELS:
+        assert np.load(folder / "features" / f"{label}.npy").shape == (points, 512)
+
+
+def test_figures_are_artifacts_of_their_runs(smoke_run):
+    out, _ = smoke_run
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    with sqlite3.connect(out / "mlflow.db") as db:
+        first = db.execute("select run_uuid from runs join tags using (run_uuid) where key = 'mubench.kind' and "
+                           "value = 'invocation' order by start_time limit 1").fetchone()[0]
+        labels = dict(db.execute("select run_uuid, value from tags where key = 'mubench.label'").fetchall())
+    client = MlflowClient(uri)
+    for run_id, label in labels.items():
+        assert f"plots/{label}-losses.png" in [a.path for a in client.list_artifacts(run_id, "plots")]
+    tsne = [a.path for a in client.list_artifacts(first, "plots/digits-resnet18-smoke/s0")]
+    assert tsne == ["plots/digits-resnet18-smoke/s0/tsne.png"]
+
+
+def test_a_failing_figure_warns_and_tags_but_the_cell_finishes(smoke_run, tmp_path, cli, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+    monkeypatch.setattr(mubench.plots, "draw_losses", broken)
+    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(tmp_path),
+                 "--cache-dir", str(smoke_run[0] / "cache"), "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "1 cells run" in result.stderr and "0 failed" in result.stderr
+    assert any("no ink" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        tags = db.execute("select value from tags where key = 'mubench.plot_error'").fetchall()
+    assert len(tags) == 1 and "RuntimeError: no ink" in tags[0][0]
+    assert (tmp_path / "plots" / "digits-resnet18-smoke" / "s0" / "tsne.png").exists()  # the rest still drew
+
+
+def test_no_plots_draws_nothing(smoke_run, tmp_path, cli):
+    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(tmp_path),
+                 "--cache-dir", str(smoke_run[0] / "cache"), "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "plots").exists()
+
+
+def test_report_embeds_the_figures_and_links_only_files_that_exist(smoke_run, tmp_path, cli):
+    out, _ = smoke_run
+    result = cli("report", "--store", str(out), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    page = tmp_path / "digits-resnet18-smoke.md"
+    text = page.read_text()
+    assert "# Leaderboard: digits × resnet18" in text and "| finetune" in text
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert "digits-resnet18-smoke/s0/tsne.png" in images
+    assert "digits-resnet18-smoke/s0/finetune-losses.png" in images
+    for link in links:
+        assert not Path(link).is_absolute() and (page.parent / link).is_file(), link
+
+
+def test_report_needs_a_store(tmp_path, cli):
+    result = cli("report", "--store", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "no MLflow store" in result.stderr
