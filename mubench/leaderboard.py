@@ -105,13 +105,14 @@ def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
     task, backbone, preset = key
     full = summarise(cells)
     table = full[~full["label"].map(is_variant)] if len(full) else full
-    headers = ["#", "method", "test acc", "forget acc", "MIA", "FS (2·|MIA−0.5|)", "NoMUS (95 % CI)",
+    headers = ["#", "method", "test acc", "forget acc", "MIA", "FS (2·|MIA−0.5|)", "NoMUS",
                "Δ NoMUS vs retrain", "MIA log-loss", "MIA AUC", "unlearn s", "× retrain", "seeds"]
     body = []
     ranks = rank_labels(list(table["nomus"]), list(table["nomus_ci"])) if len(table) else []
     for rank, row in zip(ranks, table.itertuples()):
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
-        body.append([rank, name, _fmt(row.test_acc), _fmt(row.forget_acc), _fmt(row.mia), _fmt(row.fs),
+        body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc), _fmt(row.mia),
+                     _fmt(row.fs, row.fs_ci),
                      _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, digits=3), _fmt(row.mia_logloss),
                      _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1), _fmt(row.time_ratio, digits=3),
                      row.seeds])
@@ -123,7 +124,8 @@ def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}.", "",
              tabulate(body, headers, tablefmt="github"), "",
-             "Ranked by NoMUS = ½·(test acc + 1 − FS), mean over seeds with its 95 % Student-t interval. "
+             "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
+             "± the half-width of their 95 % Student-t interval when there are several seeds. "
              "FS = 2·|MIA − 0.5| is the paper's scale (the MUFAC notebooks print half of it). "
              "MIA: logistic regression on per-sample losses, forget (members) vs test (non-members), 10-fold "
              "stratified shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
