@@ -99,9 +99,16 @@ def _device(name: str):
 @click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss histograms and t-SNE figures (<out>/plots/).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: cells one after another in this process; ray: one Ray task per cell (needs mubench[ray]).")
+@click.option("--ray-address", help="Join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting a "
+                                    "local Ray instance for the run.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
+                   "runs made with the same value.")
 @_user_errors
 def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
-        pretrained, cache_dir, ablate, force, quiet, no_plots) -> None:
+        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.harness import RunPlan, run as run_grid
     from mubench.leaderboard import render_all
@@ -116,7 +123,8 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
         data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
-        command=_command_line(click.get_current_context()))
+        command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
+        threads=threads)
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)

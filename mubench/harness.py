@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import inspect
 import logging
@@ -65,6 +66,9 @@ class RunPlan:
     force: bool = False  # rerun cells already FINISHED in the store
     plots: bool = True  # loss histograms per cell and a t-SNE per seed (mubench.plots); --no-plots turns them off
     command: str = ""
+    executor: str = "local"  # where the cells run: mubench.executors.EXECUTORS
+    ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one for the run
+    threads: int = 0  # torch threads per cell; 0: torch's default (all cores) locally, 1 per Ray task
 
 
 @dataclass
@@ -85,6 +89,28 @@ class RunSummary:
     skipped: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+
+    def merge(self, other: "RunSummary") -> None:
+        """Add the counts and failures of part of the grid run elsewhere (an executor's worker)."""
+        self.failures += other.failures
+        self.cells += other.cells
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """One cell of the grid not yet FINISHED in the store: what an executor runs."""
+    spec: MethodSpec
+    key: str  # cell_key(): what makes a FINISHED run of this cell skippable
+    task: str
+    backbone: str
+    seed: int
+
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """The cells sharing data and references."""
+        return self.task, self.backbone, self.seed
 
 
 @dataclass
@@ -110,24 +136,44 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+REFERENCE_ROLES = ("original", "retrain")
+# The backbone is initialised right after seeding, so a reference's weights do not depend on what its process ran
+# before (an earlier seed's cells, another worker's task). Part of every reference and cell key: entries trained
+# before the seeding are neither loaded nor counted as finished.
+REFERENCE_INIT = "seeded-init"
+
+
+def reference_fields(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, role: str) -> dict:
+    """Everything that determines a reference's weights: its cache key."""
+    return {"task": splits.task, "split_hash": splits.split_hash, "backbone": backbone, "head": plan.head,
+            "pretrained": pretrained_digest(plan.pretrained), "recipe": param_text(recipe), "seed": seed, "role": role,
+            "init": REFERENCE_INIT}
+
+
+def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, role: str,
+                         summary: RunSummary) -> tuple[nn.Module, dict]:
+    """One reference from the cache, or trained and cached (a process waiting on another's training loads it)."""
+    if role == "original":
+        data = Split(torch.cat([splits.retain.images, splits.forget.images]),
+                     torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+    else:
+        data = splits.retain
+    seed_everything(seed)
+    model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
+    progress = None if plan.quiet else _progress
+    record, hit = ModelCache(plan.cache_dir).get_or_train(
+        reference_fields(plan, splits, recipe, backbone, seed, role), model, lambda m: train_reference(
+            m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
+    summary.cache_hits += hit
+    summary.cache_misses += not hit
+    return model.to(plan.device).eval(), record
+
+
 def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int,
                      summary: RunSummary) -> References:
-    cache = ModelCache(plan.cache_dir)
-    train_set = Split(torch.cat([splits.retain.images, splits.forget.images]),
-                      torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
-    models, records = {}, {}
-    for role, data in (("original", train_set), ("retrain", splits.retain)):
-        fields = {"task": splits.task, "split_hash": splits.split_hash, "backbone": backbone, "head": plan.head,
-                  "pretrained": pretrained_digest(plan.pretrained), "recipe": param_text(recipe), "seed": seed,
-                  "role": role}
-        model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
-        progress = None if plan.quiet else _progress
-        records[role], hit = cache.get_or_train(fields, model, lambda m: train_reference(
-            m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
-        summary.cache_hits += hit
-        summary.cache_misses += not hit
-        models[role] = model.to(plan.device).eval()
-    return References(models["original"], models["retrain"], records["original"], records["retrain"])
+    (original, original_record), (retrained, retrain_record) = (
+        train_reference_role(plan, splits, recipe, backbone, seed, role, summary) for role in REFERENCE_ROLES)
+    return References(original, retrained, original_record, retrain_record)
 
 
 def pretrained_digest(path: Path | None) -> str | None:
@@ -144,7 +190,8 @@ def cell_key(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(spec.config_for(splits.task)),
                         "version": method_version(spec.name), "task": splits.task, "split": splits.split_hash,
                         "backbone": backbone, "head": plan.head, "pretrained": pretrained_digest(plan.pretrained),
-                        "recipe": param_text(recipe), "seed": seed, "preset": plan.preset}, length=32)
+                        "recipe": param_text(recipe), "seed": seed, "preset": plan.preset,
+                        "references": REFERENCE_INIT}, length=32)
 
 
 def _progress(iterable, desc, total=None):
@@ -192,6 +239,7 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
         raise MubenchError(f"method {spec.name!r} returned a {type(result).__name__} from unlearn(); "
                            f"it must return a torch.nn.Module.")
     result.eval()
+    _refuse_non_finite(spec.name, result, logged)
     losses = {}
     scores = metrics.score_model(result, splits, plan.device, losses)
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
@@ -208,57 +256,110 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     return scores
 
 
+def _refuse_non_finite(name: str, model: nn.Module, logged: list) -> None:
+    """NaN or inf weights (buffers included) or logged losses fail the cell before anything is scored."""
+    weights = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if weights:
+        more = f" and {len(weights) - 3} more" if len(weights) > 3 else ""
+        raise MubenchError(f"method {name!r} returned a model with non-finite weights in "
+                           f"{', '.join(weights[:3])}{more}.")
+    values = sorted({m.key for m in logged if not math.isfinite(m.value)})
+    if values:
+        raise MubenchError(f"method {name!r} logged non-finite values of {', '.join(values)}.")
+
+
+def open_store(plan: RunPlan) -> str:
+    """Open (and on first use create) the store, one process at a time: MLflow's schema migration of a fresh SQLite
+    file fails when two processes run it at once. Later writes are safe; MLflow waits on SQLite's own lock."""
+    if not plan.tracking_uri.startswith("sqlite:///"):
+        return open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+    db = Path(plan.tracking_uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(plan: RunPlan) -> RunSummary:
+    from mubench.executors import make_executor  # the executors import this module
+    executor = make_executor(plan.executor, plan.ray_address)
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
     tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
-    experiment_id = open_experiment(plan.tracking_uri, plan.out / "mlartifacts")
+    experiment_id = open_store(plan)
     done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
     parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
-                   **provenance_tags()}
+                   f"{TAG}executor": plan.executor, **provenance_tags()}
     with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
         summary = RunSummary(parent.info.run_id)
-        for task_name, (splits, recipe) in tasks.items():
-            for backbone in plan.backbones:
-                summary.boards.append((task_name, backbone, plan.preset))
-                for seed in plan.seeds:
-                    todo = [(spec, key) for spec in plan.methods
-                            if (key := cell_key(plan, spec, splits, recipe, backbone, seed)) not in done]
-                    summary.skipped += len(plan.methods) - len(todo)
-                    if not todo:
-                        continue
-                    refs = train_references(plan, splits, recipe, backbone, seed, summary)
-                    seed_plots = _seed_plots(plan, splits, backbone, seed, refs)
-                    for spec, key in todo:
-                        _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary, seed_plots)
-                    if seed_plots is not None:
-                        seed_plots.finish()
+        jobs = grid_jobs(plan, tasks, done, summary)
+        executor.run(plan, jobs, tasks, summary)
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
             mlflow.end_run(status="FAILED")
     return summary
 
 
-def _seed_plots(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
+def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -> list[CellJob]:
+    """Every cell not FINISHED in the store, grouped by task, backbone and seed in the grid's order."""
+    jobs = []
+    for task_name, (splits, recipe) in tasks.items():
+        for backbone in plan.backbones:
+            summary.boards.append((task_name, backbone, plan.preset))
+            for seed in plan.seeds:
+                for spec in plan.methods:
+                    key = cell_key(plan, spec, splits, recipe, backbone, seed)
+                    if key in done:
+                        summary.skipped += 1
+                    else:
+                        jobs.append(CellJob(spec, key, task_name, backbone, seed))
+    return jobs
+
+
+def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob], summary: RunSummary) -> None:
+    """The cells of one task × backbone × seed in this process: references once, each cell, the seed's figures."""
+    backbone, seed = jobs[0].backbone, jobs[0].seed
+    refs = train_references(plan, splits, recipe, backbone, seed, summary)
+    seed_plots = seed_plots_for(plan, splits, backbone, seed, refs)
+    for job in jobs:
+        run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots)
+    if seed_plots is not None:
+        seed_plots.finish()
+
+
+def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
     if not plan.plots:
         return None
     from mubench.plots import SeedPlots  # matplotlib and t-SNE load only when plots are drawn
     return SeedPlots(plan.out, splits, backbone, plan.preset, seed, refs, plan.device)
 
 
-def _run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary, seed_plots=None) -> None:
-    config = spec.config_for(splits.task)
-    tags = {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row, f"{TAG}task": splits.task,
-            f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
+def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key) -> dict[str, str]:
+    return {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row,
+            f"{TAG}task": splits.task, f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
             f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
-            f"{TAG}config_hash": stable_hash(param_text(config)),
+            f"{TAG}config_hash": stable_hash(param_text(spec.config_for(splits.task))),
             f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
-            f"{TAG}original_cache": refs.original_record["key"], **provenance_tags()}
+            f"{TAG}original_cache": original_key, **provenance_tags()}
+
+
+def cell_run_name(spec, splits, backbone, seed) -> str:
+    return f"{spec.row}/{splits.task}/{backbone}/s{seed}"
+
+
+def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary, seed_plots=None) -> None:
+    config = spec.config_for(splits.task)
+    tags = cell_tags(plan, spec, key, splits, recipe, backbone, seed, refs.original_record["key"])
     params = {**{f"cfg.{k}": v for k, v in param_text(config).items()},
               **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
               "task": splits.task, "backbone": backbone, "seed": seed, "split_hash": splits.split_hash,
-              "preset": plan.preset, "device": plan.device.type}
+              "preset": plan.preset, "device": plan.device.type, "threads": torch.get_num_threads()}
     summary.cells += 1
-    with mlflow.start_run(run_name=f"{spec.row}/{splits.task}/{backbone}/s{seed}", nested=True, tags=tags) as run:
+    # Named parent: in a worker of another process the parent run is not the active one.
+    with mlflow.start_run(run_name=cell_run_name(spec, splits, backbone, seed), nested=True,
+                          parent_run_id=summary.parent_run_id, tags=tags) as run:
         mlflow.log_params(params)
         try:
             scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots)

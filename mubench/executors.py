@@ -1,0 +1,191 @@
+"""Where the grid's cell jobs run. Whatever the executor, every cell is a child run of the invocation in one store.
+
+local: this process, one task × backbone × seed after another (references once per seed, in memory).
+ray:   one Ray task per reference and one per cell, on a local Ray instance started for the run or on a cluster
+       joined with --ray-address. A task reserves the cores it runs torch threads on (--threads, default 1) and
+       one GPU when the run's device is CUDA. A cell is independent of the others: a worker that crashes loses its cell only,
+       recorded FAILED by the driver. References come from the shared cache, whose per-key lock lets one worker
+       train each while the others wait and then load it; a cell task starts only once its references are cached.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import replace
+
+import mlflow
+
+from mubench.cache import ModelCache
+from mubench.data import Splits
+from mubench.errors import MubenchError
+from mubench.harness import (REFERENCE_ROLES, CellFailure, CellJob, RunPlan, RunSummary, cell_run_name,
+                             cell_tags, load_task, open_store, reference_fields, run_logged_cell, run_seed,
+                             seed_plots_for, train_reference_role, train_references)
+from mubench.tracking import EXPERIMENT, TAG
+from mubench.training import Recipe
+
+EXECUTORS = ("local", "ray")
+
+log = logging.getLogger(__name__)
+
+
+def make_executor(name: str, ray_address: str | None = None):
+    if name == "local":
+        if ray_address:
+            raise MubenchError(f"--ray-address {ray_address!r} needs --executor ray; the local executor runs "
+                               f"in this process.")
+        return LocalExecutor()
+    if name == "ray":
+        _import_ray()  # fail before anything runs
+        return RayExecutor(ray_address)
+    raise MubenchError(f"--executor {name!r} is not one of {', '.join(EXECUTORS)}.")
+
+
+def _groups(jobs: list[CellJob]) -> dict[tuple, list[CellJob]]:
+    groups: dict[tuple, list[CellJob]] = {}
+    for job in jobs:
+        groups.setdefault(job.group, []).append(job)
+    return groups
+
+
+class LocalExecutor:
+    def run(self, plan: RunPlan, jobs: list[CellJob], tasks: dict, summary: RunSummary) -> None:
+        import torch
+        from threadpoolctl import threadpool_limits
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(plan.threads or default_threads)
+        try:
+            with threadpool_limits(plan.threads or None):
+                for (task, _, _), group in _groups(jobs).items():
+                    run_seed(plan, *tasks[task], group, summary)
+        finally:
+            torch.set_num_threads(default_threads)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise MubenchError("--executor ray needs Ray, which is not installed; install mubench[ray] "
+                           "(pip install 'mubench[ray]') or use --executor local.") from None
+    return ray
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # BLAS/OpenMP pools of numpy and scikit-learn (the MIA's regression)
+
+
+def _reference_task(plan: RunPlan, task: str, backbone: str, seed: int, role: str, threads: int) -> RunSummary:
+    _limit_threads(threads)
+    splits, recipe = load_task(task, plan.preset, plan.data_root)[1:]
+    summary = RunSummary("")
+    train_reference_role(plan, splits, recipe, backbone, seed, role, summary)
+    return summary
+
+
+def _cell_task(plan: RunPlan, job: CellJob, parent_run_id: str, threads: int, *references_ready) -> RunSummary:
+    _limit_threads(threads)
+    return run_job_alone(plan, job, parent_run_id)
+
+
+class RayExecutor:
+    def __init__(self, address: str | None = None):
+        self.address = address
+
+    def run(self, plan: RunPlan, jobs: list[CellJob], tasks: dict, summary: RunSummary) -> None:
+        if not jobs:
+            return
+        ray = _import_ray()
+        ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=not plan.quiet)
+        try:
+            self._run(ray, replace(plan, quiet=True), jobs, tasks, summary)
+        finally:
+            ray.shutdown()  # stops the instance started here, or only disconnects from a joined cluster
+
+    def _run(self, ray, plan, jobs, tasks, summary) -> None:
+        gpus = 1 if plan.device.type == "cuda" else 0
+        if gpus and not ray.cluster_resources().get("GPU"):
+            raise MubenchError(f"the Ray cluster at {self.address or 'this machine'} has no GPU for --device "
+                               f"{plan.device.type}; use --device cpu or a cluster with GPUs.")
+        threads = plan.threads or 1
+        largest_node = int(max(node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]))
+        if threads > largest_node:
+            raise MubenchError(f"--threads {threads} is more than the {largest_node} cores of the Ray cluster's "
+                               f"largest node; choose at most {largest_node}.")
+        # A task reserves as many cores as it runs torch threads, so workers never oversubscribe a machine. The count
+        # is fixed, not fitted to the cluster: CPU results depend on it, and a board must not depend on the cluster.
+        remote = {"num_cpus": threads, "num_gpus": gpus, "max_retries": 0}
+        reference, cell = ray.remote(**remote)(_reference_task), ray.remote(**remote)(_cell_task)
+        groups = _groups(jobs)
+        references = {group: [reference.remote(plan, *group, role, threads) for role in REFERENCE_ROLES]
+                      for group in groups}
+        cells = {cell.remote(plan, job, summary.parent_run_id, threads, *references[job.group]): job for job in jobs}
+        for pending in references.values():
+            for done in pending:
+                try:
+                    summary.merge(ray.get(done))
+                except ray.exceptions.RayError:
+                    pass  # reported by each of its cells
+        for done, job in cells.items():
+            try:
+                summary.merge(ray.get(done))
+            except ray.exceptions.RayError as exc:
+                log.debug("cell %s lost:\n%s", job, traceback.format_exc())
+                record_lost_cell(plan, job, *tasks[job.task], _lost_reason(exc), summary)
+        for task, backbone, seed in groups:
+            finish_seed_plots(plan, *tasks[task], backbone, seed)
+
+
+def run_job_alone(plan: RunPlan, job: CellJob, parent_run_id: str) -> RunSummary:
+    """One cell in a process of its own (an executor's worker): its data, its references from the cache, its own
+    child run of `parent_run_id` in the same store. The seed's t-SNE is left to `finish_seed_plots`."""
+    open_store(plan)
+    splits, recipe = load_task(job.task, plan.preset, plan.data_root)[1:]
+    refs = train_references(plan, splits, recipe, job.backbone, job.seed, RunSummary(parent_run_id))
+    summary = RunSummary(parent_run_id)
+    seed_plots = seed_plots_for(plan, splits, job.backbone, job.seed, refs)
+    run_logged_cell(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary, seed_plots)
+    return summary
+
+
+def finish_seed_plots(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int) -> None:
+    """The t-SNE of a seed whose cells ran elsewhere, from the features they left in its plots folder."""
+    if plan.plots:
+        refs = train_references(plan, splits, recipe, backbone, seed, RunSummary(""))
+        seed_plots_for(plan, splits, backbone, seed, refs).finish()
+
+
+def record_lost_cell(plan: RunPlan, job: CellJob, splits: Splits, recipe: Recipe, error: str,
+                     summary: RunSummary) -> None:
+    """A cell whose worker died or failed outside the cell's scoring: its run (still RUNNING, or created now if the
+    worker never opened one) is ended FAILED with the error, so the board lists it and a rerun retries it."""
+    client = mlflow.MlflowClient(plan.tracking_uri)
+    experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    open_runs = client.search_runs([experiment_id], filter_string=(
+        f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}' and tags.`{TAG}cell_key` = '{job.key}' "
+        f"and attributes.status = 'RUNNING'"))
+    if open_runs:
+        run_id = open_runs[0].info.run_id
+    else:
+        original_key = ModelCache(plan.cache_dir).key(
+            reference_fields(plan, splits, recipe, job.backbone, job.seed, "original"))
+        tags = cell_tags(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, original_key)
+        run_id = client.create_run(experiment_id, run_name=cell_run_name(job.spec, splits, job.backbone, job.seed),
+                                   tags={**tags, "mlflow.parentRunId": summary.parent_run_id}).info.run_id
+    client.set_tag(run_id, f"{TAG}error", error[:5000])
+    client.set_terminated(run_id, status="FAILED")
+    summary.cells += 1
+    summary.failures.append(CellFailure(job.spec.row, job.task, job.backbone, job.seed, error))
+
+
+def _lost_reason(exc: Exception) -> str:
+    """The worker's own error when it raised, or what Ray says happened to the worker."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None and not isinstance(cause, type):
+        return f"{type(cause).__name__}: {cause}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'worker lost'}"
+

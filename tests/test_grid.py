@@ -1,0 +1,263 @@
+"""The grid at scale: executors, resuming after a kill, concurrent writers, failing cells, ties on the board."""
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from mubench.cache import ModelCache
+from mubench.errors import MubenchError
+from mubench.leaderboard import TIE_NOTE, latest_cells, rank_labels, render_board, tied_with_leader
+from mubench.tracking import finished_cell_keys
+
+MUBENCH = Path(sys.executable).parent / "mubench"
+PLUGINS = Path(__file__).parent / "plugins"
+BOARD = Path("leaderboards") / "digits-resnet18-smoke.md"
+TIME_COLUMNS = ("unlearn s", "× retrain")
+SMOKE = ("run", "--preset", "smoke", "--no-plots", "--quiet")
+
+
+def board_without_times(text: str) -> list[str]:
+    """A board to compare across executors and interrupted runs: every column of the ranking but the wall-time ones
+    (unlearn s, × retrain: third and second from the end), and every line but the commands that produced it (they
+    name their --out and --executor)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("    mubench "):
+            continue
+        if line.startswith("| #"):
+            assert line.split("|")[-4:-1] == ["   unlearn s ", "   × retrain ", "   seeds "], line
+        elif line.startswith("|") and not set(line) <= set("|-: "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            line = " | ".join(cells[:-3] + cells[-1:])
+        lines.append(line)
+    return lines
+
+
+def environment(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MUBENCH_CACHE", "MUBENCH_DATA")}
+    return {**env, **extra}
+
+
+def mubench(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MUBENCH), *args], env=env or environment(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cell_statuses(db: Path) -> list[tuple[str, str]]:
+    """(cell key, status) of every cell run in a store, read with plain sqlite while a writer may be running."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute(
+                "select k.value, r.status from runs r join tags t on t.run_uuid = r.run_uuid "
+                "join tags k on k.run_uuid = r.run_uuid where t.key = 'mubench.kind' and t.value = 'cell' "
+                "and k.key = 'mubench.cell_key'").fetchall()
+    except sqlite3.OperationalError:  # not created yet, or mid-migration
+        return []
+
+
+# Ties -----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nomus, halves, expected", [
+    ([0.80, 0.78, 0.60], [0.02, 0.01, 0.01], ["1=", "1=", "3"]),  # 0.02 apart, intervals reach 0.03
+    ([0.75, 0.50], [0.125, 0.125], ["1=", "1="]),  # intervals that just touch overlap
+    ([0.75, 0.50], [0.125, 0.0625], ["1", "2"]),  # a gap of 0.0625 between them
+    ([0.90, 0.50], [math.nan, math.nan], ["1", "2"]),  # one seed: no interval, no tie
+    ([0.90, 0.90], [math.nan, math.nan], ["1", "2"]),  # even at equal means
+    ([0.80, 0.70, 0.65], [0.05, 0.01, 0.20], ["1=", "2", "1="]),  # a wide interval far down still overlaps
+    ([0.80, 0.79], [math.nan, 0.05], ["1", "2"]),  # the leader has no interval
+    ([0.80], [0.05], ["1"]),
+    ([], [], []),
+])
+def test_tie_known_answers(nomus, halves, expected):
+    assert rank_labels(nomus, halves) == expected
+    assert tied_with_leader(nomus, halves) == [label == "1=" for label in expected]
+
+
+def test_board_marks_ties_and_explains_them():
+    rows = []
+    for label, values in {"a": (0.80, 0.82, 0.78), "b": (0.79, 0.77, 0.81), "c": (0.50, 0.51, 0.49)}.items():
+        for seed, nomus in enumerate(values):
+            rows.append({"status": "FINISHED", "label": label, "method": label, "seed": str(seed), "command": "",
+                         "split_hash": "0" * 64, "error": None, "nomus": nomus, "test_acc": nomus, "fs": 0.0})
+    board = render_board(("digits", "resnet18", "smoke"), pd.DataFrame(rows))
+    ranks = {line.split("|")[2].strip(): line.split("|")[1].strip() for line in board.splitlines()
+             if line.startswith("|") and line.split("|")[2].strip() in "abc"}
+    assert ranks == {"a": "1=", "b": "1=", "c": "3"}
+    assert TIE_NOTE in board
+
+
+# Reference cache under concurrency ------------------------------------------------------------------------------
+
+def test_a_process_waiting_on_a_reference_loads_it_instead_of_training(tmp_path):
+    cache, fields = ModelCache(tmp_path), {"role": "original", "seed": 0}
+    training_started, trained = threading.Event(), []
+
+    def slow_train(model):
+        training_started.set()
+        time.sleep(0.5)
+        nn.init.constant_(model.weight, 3.0)
+        trained.append(threading.current_thread().name)
+        return 1.0
+
+    first = {}
+    thread = threading.Thread(target=lambda: first.update(out=cache.get_or_train(fields, nn.Linear(2, 2), slow_train)),
+                              name="first")
+    thread.start()
+    training_started.wait(5)
+    waiter = nn.Linear(2, 2)
+    record, hit = cache.get_or_train(fields, waiter, slow_train)  # blocks on the lock until `first` has saved
+    thread.join()
+    assert trained == ["first"] and hit and not first["out"][1]
+    assert torch.equal(waiter.weight, torch.full((2, 2), 3.0))
+    assert record["train_seconds"] == 1.0
+
+
+# Executor choice ------------------------------------------------------------------------------------------------
+
+def test_ray_executor_without_ray_names_the_extra(monkeypatch, tmp_path, cli):
+    from mubench.executors import make_executor
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(MubenchError, match=r"install mubench\[ray\]"):
+        make_executor("ray")
+    result = cli(*SMOKE, "--methods", "original", "--executor", "ray", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "install mubench[ray]" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_ray_address_needs_the_ray_executor(tmp_path, cli):
+    result = cli(*SMOKE, "--methods", "original", "--ray-address", "auto", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "--ray-address 'auto' needs --executor ray" in result.stderr
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_executors_board(tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mubench[ray]'")
+    grid = ("--methods", "original,retrain,finetune", "--seeds", "0,1")
+    boards = {}
+    # CPU results depend on torch's thread count: the same one thread per cell as each Ray task runs.
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        result = mubench(*SMOKE, *grid, "--executor", executor, "--threads", "1", "--out", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "6 cells run, 0 already finished" in result.stderr
+        boards[executor] = (out / BOARD).read_text()
+    assert board_without_times(boards["ray"]) == board_without_times(boards["local"])
+    with sqlite3.connect(tmp_path / "ray" / "mlflow.db") as conn:
+        parents = conn.execute("select t.value from tags t join tags k on k.run_uuid = t.run_uuid where t.key = "
+                               "'mlflow.parentRunId' and k.key = 'mubench.kind' and k.value = 'cell'").fetchall()
+        invocations = conn.execute("select run_uuid from tags where key = 'mubench.executor' and value = 'ray'")
+        invocation = invocations.fetchall()
+    assert len(parents) == 6 and {p for (p,) in parents} == {invocation[0][0]}
+
+
+# Crash safety ---------------------------------------------------------------------------------------------------
+
+RESUME_GRID = ("--methods", "original,retrain,finetune,neggrad", "--seeds", "0,1")
+
+
+@pytest.mark.slow
+def test_a_killed_grid_resumes_to_the_uninterrupted_board(tmp_path):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    command = [str(MUBENCH), *SMOKE, *RESUME_GRID, "--out", str(killed)]
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(status == "FINISHED" for _, status in cell_statuses(killed / "mlflow.db")):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the grid ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    statuses = cell_statuses(killed / "mlflow.db")
+    finished = {key for key, status in statuses if status == "FINISHED"}
+    assert 1 <= len(finished) < 8 and all(status in ("FINISHED", "RUNNING") for _, status in statuses)
+    uri = f"sqlite:///{killed / 'mlflow.db'}"
+    experiment = MlflowClient(uri).get_experiment_by_name("mubench").experiment_id
+    assert finished_cell_keys(uri, experiment) == finished
+    assert set(latest_cells(uri)["tags.mubench.cell_key"]) == finished  # a RUNNING cell is not on the board
+
+    resumed = mubench(*SMOKE, *RESUME_GRID, "--out", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{8 - len(finished)} cells run, {len(finished)} already finished" in resumed.stderr
+    uninterrupted = mubench(*SMOKE, *RESUME_GRID, "--out", str(whole))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert board_without_times((killed / BOARD).read_text()) == board_without_times((whole / BOARD).read_text())
+    print(f"\nresume: {len(finished)} cells FINISHED before SIGKILL, "
+          f"{sum(s == 'RUNNING' for _, s in statuses)} left RUNNING, {8 - len(finished)} run after")
+
+
+def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path):
+    first = subprocess.Popen([str(MUBENCH), *SMOKE, "--methods", "original,finetune", "--out", str(tmp_path)],
+                             env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = mubench(*SMOKE, "--methods", "retrain,neggrad", "--out", str(tmp_path))
+    first_err = first.communicate(timeout=600)[1]
+    assert first.returncode == 0, first_err[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    trained = sum(int(err.split("trained: ")[1].split(";")[0]) for err in (first_err, second.stderr))
+    assert trained == 2  # Original and Retrain, each by whichever run took its lock first
+    with sqlite3.connect(tmp_path / "mlflow.db") as conn:
+        assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
+    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FINISHED"] * 4
+    board = mubench("leaderboard", "--store", str(tmp_path), "--out", str(tmp_path / "boards"))
+    assert board.returncode == 0
+    text = (tmp_path / "boards" / "digits-resnet18-smoke.md").read_text()
+    assert all(f"| {row}" in text for row in ("original (reference)", "retrain (reference)", "finetune", "neggrad"))
+
+
+# Failure isolation ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def failing_plugin(tmp_path_factory) -> Path:
+    """The failing-methods distribution pip-installed into a folder for PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(PLUGINS / "failing")], check=True, capture_output=True)
+    return target
+
+
+def test_failing_methods_are_failed_cells_and_the_grid_goes_on(failing_plugin, tmp_path):
+    target, out = failing_plugin, tmp_path / "out"
+    result = mubench(*SMOKE, "--methods", "original,finetune,demo-raises,demo-nan-weights,demo-nan-loss",
+                     "--out", str(out), env=environment(PYTHONPATH=str(target)))
+    assert result.returncode == 1
+    assert "5 cells run, 0 already finished" in result.stderr
+    assert "Traceback" not in result.stderr
+    expected = {
+        "demo-raises": "RuntimeError: deliberate failure inside unlearn",
+        "demo-nan-weights": "method 'demo-nan-weights' returned a model with non-finite weights in",
+        "demo-nan-loss": "method 'demo-nan-loss' logged non-finite values of loss",
+    }
+    board = (out / BOARD).read_text()
+    for method, error in expected.items():
+        assert f"failed: {method} on digits/resnet18 seed 0: {error}" in result.stderr
+        assert f"- {method} (seed 0): {error}" in board
+        assert f"| {method} " not in board
+    assert "| original (reference)" in board and "| finetune " in board
+    rerun = mubench(*SMOKE, "--methods", "original,finetune,demo-raises", "--out", str(out),
+                    env=environment(PYTHONPATH=str(target)))
+    assert rerun.returncode == 1 and "1 cells run, 2 already finished" in rerun.stderr  # failed cells are retried
+
+
+@pytest.mark.slow
+def test_a_dead_ray_worker_loses_its_cell_only(failing_plugin, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mubench[ray]'")
+    result = mubench(*SMOKE, "--methods", "original,demo-kills-worker,finetune", "--executor", "ray",
+                     "--out", str(tmp_path), env=environment(PYTHONPATH=str(failing_plugin)))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "3 cells run, 0 already finished, 1 failed" in result.stderr
+    assert "failed: demo-kills-worker on digits/resnet18 seed 0:" in result.stderr
+    board = (tmp_path / BOARD).read_text()
+    assert "| original (reference)" in board and "| finetune " in board and "- demo-kills-worker (seed 0):" in board
+    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FAILED", "FINISHED", "FINISHED"]
