@@ -18,11 +18,22 @@ def default_tracking_uri(out: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
 
 
+def point_mlflow_at(tracking_uri: str) -> None:
+    """mlflow.set_tracking_uri without its side effect of exporting MLFLOW_TRACKING_URI to this process's
+    environment (which would make the next run in the same process default to this store)."""
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 def open_experiment(tracking_uri: str, artifact_root: Path | None = None, name: str = EXPERIMENT) -> str:
     """Point MLflow at the store and return the experiment id, creating it with a local artifact root."""
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -59,7 +70,7 @@ def cell_runs(tracking_uri: str, name: str = EXPERIMENT):
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return None
-    mlflow.set_tracking_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     runs = mlflow.search_runs([experiment.experiment_id], output_format="pandas", max_results=100000)
     column = f"tags.{TAG}kind"
     return runs[runs[column] == "cell"] if column in runs else runs.iloc[0:0]

@@ -109,3 +109,13 @@ def test_unwritable_out(tmp_path, cli):
     result = cli("run", "--out", str(blocker / "sub"), "--methods", "original")
     assert result.exit_code == 2
     assert f"--out '{blocker / 'sub'}' is not writable" in result.stderr
+
+
+def test_a_second_run_in_the_same_process_uses_its_own_store(tmp_path, cli):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; it must not leak into the next run's default."""
+    import os
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert cli("run", "--preset", "smoke", "--methods", "original", "--out", str(first), "--quiet").exit_code == 0
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(second), "--quiet")
+    assert result.exit_code == 0 and f"sqlite:///{second.resolve()}/mlflow.db" in result.stderr
