@@ -56,8 +56,10 @@ def test_corrupt_entry_is_retrained_not_loaded(tmp_path, damage, caplog):
     assert json.loads(record.read_text())["train_seconds"] == 2.0
 
 
-def test_second_cli_run_trains_nothing(smoke_run, tmp_path, cli):
-    out, _ = smoke_run
+def test_second_cli_run_trains_nothing(tmp_path, cli):
+    out = tmp_path / "out"
+    assert cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out),
+               "--quiet").exit_code == 0
     records = {p.name: p.read_text() for p in (out / "cache").glob("*.json")}
     assert len(records) == 2  # original and retrain
     result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet",

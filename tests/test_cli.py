@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 import re
 import sqlite3
 
@@ -49,15 +50,21 @@ def test_leaderboard_command_renders_from_the_store(smoke_run, tmp_path, cli):
     assert _rows(rendered) == _rows((out / "leaderboards" / "digits-resnet18-smoke.md").read_text())
 
 
+def _copy_of(smoke_run, tmp_path):
+    """The shared smoke store copied, so a test that adds runs leaves the others' store as it was."""
+    import shutil
+    return Path(shutil.copytree(smoke_run[0], tmp_path / "copy"))
+
+
 def test_run_echoes_the_leaderboard(tmp_path, smoke_run, cli):
-    out, _ = smoke_run
+    out = _copy_of(smoke_run, tmp_path)
     result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(out))
     assert result.exit_code == 0
     assert "# Leaderboard: digits × resnet18" in result.stdout
 
 
-def test_rerun_skips_finished_cells_and_a_changed_config_runs_again(smoke_run, cli):
-    out, _ = smoke_run
+def test_rerun_skips_finished_cells_and_a_changed_config_runs_again(smoke_run, cli, tmp_path):
+    out = _copy_of(smoke_run, tmp_path)
     result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet")
     assert result.exit_code == 0
     assert "0 cells run, 3 already finished" in result.stderr
