@@ -191,13 +191,18 @@ def ls(what) -> None:
         sys.exit(1)
 
 
+def _store_options(command):
+    """--tracking-uri and --store: where `leaderboard` and `report` read the runs from."""
+    command = click.option("--store", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
+                           help="The --out folder of the runs, when no tracking URI is given.")(command)
+    return click.option("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI or "
+                                               "sqlite:///<store>/mlflow.db).")(command)
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
               help="Folder to write the markdown boards into.")
-@click.option("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI or "
-                                     "sqlite:///<store>/mlflow.db).")
-@click.option("--store", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
-              help="The --out folder of the runs, when no tracking URI is given.")
+@_store_options
 @_user_errors
 def leaderboard(out, tracking_uri, store) -> None:
     """Render leaderboards from the MLflow store into markdown files."""
@@ -222,10 +227,7 @@ def _store_uri(tracking_uri: str | None, store: Path) -> str:
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
               help="Folder for one markdown page per task × backbone and its figures.")
-@click.option("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI or "
-                                     "sqlite:///<store>/mlflow.db).")
-@click.option("--store", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
-              help="The --out folder of the runs, when no tracking URI is given.")
+@_store_options
 @_user_errors
 def report(out, tracking_uri, store) -> None:
     """Write a markdown report per task × backbone: leaderboard, ablations and the runs' figures."""
