@@ -207,11 +207,17 @@ def _store_options(command):
 def leaderboard(out, tracking_uri, store) -> None:
     """Render leaderboards from the MLflow store into markdown files."""
     from mubench.leaderboard import render_all
+    _write_from_store(lambda uri, folder: [path for path, _ in render_all(uri, folder).values()],
+                      tracking_uri, store, out)
+
+
+def _write_from_store(write, tracking_uri: str | None, store: Path, out: Path) -> None:
+    """Run `write(uri, folder) -> paths` on the runs in the store and print the paths it wrote."""
     uri = _store_uri(tracking_uri, store)
-    boards = render_all(uri, _writable(out))
-    if not boards:
+    paths = write(uri, _writable(out))
+    if not paths:
         raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
-    for path, _ in boards.values():
+    for path in paths:
         click.echo(str(path))
 
 
@@ -232,12 +238,7 @@ def _store_uri(tracking_uri: str | None, store: Path) -> str:
 def report(out, tracking_uri, store) -> None:
     """Write a markdown report per task × backbone: leaderboard, ablations and the runs' figures."""
     from mubench.report import write_reports
-    uri = _store_uri(tracking_uri, store)
-    pages = write_reports(uri, _writable(out))
-    if not pages:
-        raise MubenchError(f"the MLflow store {uri!r} holds no mubench cells; run `mubench run` first.")
-    for page in pages:
-        click.echo(str(page))
+    _write_from_store(write_reports, tracking_uri, store, out)
 
 from mubench.data_cli import data  # noqa: E402  (the `mubench data` group lives in its own module)
 main.add_command(data)
