@@ -6,15 +6,13 @@ mode, so the trunk below the last k stages is exactly the original's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
-import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.api import register_method
 from mubench.errors import MubenchError
 from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
 
 
 def last_stages(model: nn.Module, k: int, method: str) -> list[nn.Module]:
@@ -30,21 +28,6 @@ def last_stages(model: nn.Module, k: int, method: str) -> list[nn.Module]:
     return [module for _, modules in stages[-k:] for module in modules]
 
 
-def open_only(model: nn.Module, modules: list[nn.Module]) -> list[nn.Parameter]:
-    """Make only the parameters of `modules` require grad; return them."""
-    open_ids = {id(p) for module in modules for p in module.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in open_ids)
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def train_only(model: nn.Module, modules: list[nn.Module]) -> None:
-    """Eval mode everywhere except `modules` (frozen BatchNorm keeps its statistics)."""
-    model.eval()
-    for module in modules:
-        module.train()
-
-
 @register_method("cf-k")
 class CFk(LoopUnlearner):
     @dataclass(frozen=True)
@@ -58,13 +41,5 @@ class CFk(LoopUnlearner):
         schedule: Literal["cosine", "constant"] = "constant"  # spec/baselines.md gives no schedule for CF-k
         batch_size: int = 0  # retain batch size; 0: the task recipe's
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        return open_only(model, last_stages(model, self.config.k, "cf-k"))
-
-    def batch_loss(self, model: nn.Module, batch, data: UnlearnData, ctx: UnlearnContext) -> torch.Tensor:
-        train_only(model, last_stages(model, self.config.k, "cf-k"))
-        x, y = batch
-        return task_loss(model(x), y, data.kind)
-
-    def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
-        return super().unlearn(model, data, ctx).requires_grad_(True)
+    def trained_modules(self, model: nn.Module) -> list[nn.Module]:
+        return last_stages(model, self.config.k, "cf-k")

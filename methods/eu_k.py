@@ -6,15 +6,13 @@ stages start from fresh weights; the stages below stay frozen, in eval mode, exa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
-import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
 from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
-from mubench.methods.cf_k import last_stages, open_only, train_only
+from mubench.methods.cf_k import last_stages
 
 
 @register_method("eu-k")
@@ -39,14 +37,8 @@ class EUk(LoopUnlearner):
                     module.reset_parameters()
         return stages
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        return open_only(model, last_stages(model, self.config.k, "eu-k"))
+    def trained_modules(self, model: nn.Module) -> list[nn.Module]:
+        return last_stages(model, self.config.k, "eu-k")
 
-    def batch_loss(self, model: nn.Module, batch, data: UnlearnData, ctx: UnlearnContext) -> torch.Tensor:
-        train_only(model, last_stages(model, self.config.k, "eu-k"))
-        x, y = batch
-        return task_loss(model(x), y, data.kind)
-
-    def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
+    def prepare(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> None:
         self.reset_last_stages(model)
-        return super().unlearn(model, data, ctx).requires_grad_(True)

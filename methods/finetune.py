@@ -4,12 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from torch import nn
-
-from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.api import register_method
 from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
 
 
 @register_method("finetune")
@@ -22,7 +18,3 @@ class Finetune(LoopUnlearner):
         momentum: float = 0.9  # DLFD authors' MUFAC notebook
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
         schedule: Literal["cosine", "constant"] = "cosine"  # DLFD authors' MUFAC notebook (CosineAnnealingLR)
-
-    def batch_loss(self, model: nn.Module, batch, data: UnlearnData, ctx: UnlearnContext) -> torch.Tensor:
-        x, y = batch
-        return task_loss(model(x), y, data.kind)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner
+from mubench.losses import task_loss
 from mubench.training import fit, make_optimizer, make_scheduler
 
 
@@ -35,16 +36,38 @@ class LoopUnlearner(Unlearner):
                            seed=ctx.seed)
 
     def batch_loss(self, model: nn.Module, batch, data: UnlearnData, ctx: UnlearnContext) -> torch.Tensor:
-        raise NotImplementedError
+        """By default the task loss on the batch (fine-tuning)."""
+        x, y = batch
+        return task_loss(model(x), y, data.kind)
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        return model.parameters()
+    def trained_modules(self, model: nn.Module) -> list[nn.Module] | None:
+        """The modules that learn; None: the whole model. The rest is frozen: no gradient, eval mode (BatchNorm
+        statistics kept)."""
+        return None
+
+    def prepare(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> None:
+        """Called once before the loop (e.g. to re-initialise the modules that will learn)."""
 
     def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
         cfg = self.config
+        self.prepare(model, data, ctx)
+        modules = self.trained_modules(model)
+        if modules is not None:
+            open_ids = {id(p) for module in modules for p in module.parameters()}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in open_ids)
+
+        def step_loss(m: nn.Module, batch) -> torch.Tensor:
+            if modules is not None:  # fit() puts the whole model in train mode before each step
+                m.eval()
+                for module in modules:
+                    module.train()
+            return self.batch_loss(m, batch, data, ctx)
+
         epoch_batches = self.batches(data, ctx)
-        optimizer = make_optimizer(self.trainable(model), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(trainable, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
         scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * max(1, len(epoch_batches)))
-        fit(model, lambda epoch: epoch_batches, lambda m, b: self.batch_loss(m, b, data, ctx), optimizer,
-            cfg.epochs, scheduler, ctx.progress, desc=self.registered_name or type(self).__name__)
-        return model
+        fit(model, lambda epoch: epoch_batches, step_loss, optimizer, cfg.epochs, scheduler, ctx.progress,
+            desc=self.registered_name or type(self).__name__)
+        return model.requires_grad_(True)
