@@ -10,6 +10,9 @@ import torch
 from mubench.losses import TaskKind
 
 ROLES = ("retain", "forget", "val", "test")
+# Where a task's protocol has a separate set of non-members for the MIA (the MUFAC/MUCAC notebooks' "unseen"),
+# it is this optional role; otherwise `test` serves both utility accuracy and the MIA.
+OPTIONAL_ROLES = ("unseen",)
 
 
 @dataclass
@@ -72,17 +75,25 @@ class Splits:
     val: Split
     test: Split
     notes: dict = field(default_factory=dict)
+    unseen: Split | None = None  # the MIA's non-members where the protocol has them; None: `test` serves
 
     def role(self, name: str) -> Split:
+        """A role's split; `unseen` falls back to `test` on tasks that have no separate one."""
+        if name == "unseen" and self.unseen is None:
+            return self.test
         return getattr(self, name)
+
+    def roles(self) -> tuple[str, ...]:
+        """The roles this task really has: the four, and `unseen` where it is separate from `test`."""
+        return ROLES + (("unseen",) if self.unseen is not None else ())
 
     def shrunk(self, caps: dict[str, int], seed: int = 0) -> "Splits":
         """A seeded subsample of each role (the smoke preset)."""
         g = torch.Generator().manual_seed(seed)
         parts = {}
-        for name in ROLES:
+        for name in self.roles():
             split = self.role(name)
-            keep = torch.randperm(len(split), generator=g)[: caps[name]].sort().values
+            keep = torch.randperm(len(split), generator=g)[: caps.get(name, caps["test"])].sort().values
             parts[name] = split.subset(keep)
         digest = hashlib.sha256(f"{self.split_hash}:{sorted(caps.items())}:{seed}".encode()).hexdigest()
         return Splits(self.task, self.kind, self.num_outputs, self.preprocess, digest, **parts,

@@ -85,11 +85,11 @@ def score_model(model: nn.Module, splits, device: torch.device,
     """
     out: dict[str, float] = {}
     losses = {} if losses is None else losses
-    for role in ("retain", "forget", "val", "test"):
+    for role in splits.roles():
         losses[role], out[f"{role}_acc"] = losses_and_accuracy(model, splits.role(role), splits.kind,
                                                                splits.preprocess, device)
         out[f"{role}_loss"] = float(losses[role].mean())
-    attack = mia_scores(losses["forget"], losses["test"])
+    attack = mia_scores(losses["forget"], losses.get("unseen", losses["test"]))  # non-members: unseen, else test
     out.update(mia=attack.mia, mia_logloss=attack.mia_logloss, mia_auc=attack.mia_auc,
                mia_members=attack.n_members, mia_nonmembers=attack.n_nonmembers)
     out["fs"] = forgetting_score(attack.mia)
