@@ -20,6 +20,8 @@ TASKS: Registry[type["Task"]] = Registry("task", {
     "rafdb": "mubench.datasets.rafdb:RafDb",
     "mucac-gender": "mubench.datasets.mucac:MucacGender",
     "mucac-multi": "mubench.datasets.mucac:MucacMulti",
+    "fer2013": "mubench.datasets.fer2013:Fer2013",
+    "fer2013-mini": "mubench.datasets.fer2013:Fer2013Mini",
     "imagefolder": "mubench.datasets.imagefolder:ImageFolder",
 })
 
