@@ -200,13 +200,13 @@ class Fer2013Mini(Fer2013):
     manifest = "fer2013-mini"
 
 
-def regenerate_manifest(release: Path) -> str:
+def regenerate_manifest(release: Path, path: Path | None = None) -> str:
     """Rewrite splits/fer2013.json from the release's file list or folder (it must come out byte-identical)."""
     return write_manifest("fer2013", make_roles(release_paths(release)),
-                          Path(__file__).parent / "splits" / "fer2013.json")
+                          path or Path(__file__).parent / "splits" / "fer2013.json")
 
 
-def regenerate_mini_manifest(subset: Path) -> str:
+def regenerate_mini_manifest(subset: Path, path: Path | None = None) -> str:
     """Rewrite splits/fer2013-mini.json from a folder holding exactly the subset's images."""
     return write_manifest("fer2013-mini", make_roles(release_paths(subset)),
-                          Path(__file__).parent / "splits" / "fer2013-mini.json")
+                          path or Path(__file__).parent / "splits" / "fer2013-mini.json")
