@@ -1,20 +1,39 @@
 """MUCAC from CelebAMask-HQ: gender (2 classes) and [Male, Young, Smiling] (multi-label), split by identity.
 
-The committed manifest (splits/mucac.json, shared by both tasks) is a rule: the identity ranges of the MUCAC
-notebooks. Which image has which identity is read from the data root's identity file, so the ids per role are
-derived and their hash joins the manifest's in the split hash.
+The committed manifest (splits/mucac.json, shared by both tasks) is a rule: identity ranges. Which image has which
+identity is read from the data root's identity file, so the ids per role are derived and their hash joins the
+manifest's in the split hash.
+
+Roles (source → mubench), from the MUCAC notebooks (`02_MUCAC/*/Machine_Unlearning_MUCAC_*_Base_Models.ipynb` in
+github.com/ndb796/MachineUnlearning), which split CelebA-HQ by identity id:
+- 190 ≤ id < 1250 ("forget") → forget;
+- 1250 ≤ id < 4855 ("retain") → retain, except its last 190 identities (see val);
+- id < 190 ("test", where the notebooks report accuracy) → test: utility accuracy only;
+- id ≥ 4855 ("unseen", the MIA's non-members in their `cal_mia`) → unseen: the MIA's non-members only.
+The notebooks have no set that is neither: the Original's loop watches test accuracy. mubench monitors and selects
+on val = 4665 ≤ id < 4855, the last 190 identities of their retain range (as many identities as their test range,
+about 5 % of its images), so val is identity-disjoint from every other role and neither test nor unseen is read
+before scoring. Retain is therefore 1250 ≤ id < 4665.
+
+Layouts: the notebooks download `CelebA-HQ-identity.txt` and `CelebA-HQ-attribute.txt` into their working folder and
+unzip `CelebAMask-HQ/` (with `CelebA-HQ-img/`) beside them; point --data-root at that folder. A root holding the
+image folder and the label files together (e.g. the unzipped `CelebAMask-HQ/` with the two .txt files copied in;
+its own `CelebAMask-HQ-attribute-anno.txt` has the same format) works too.
+
+Where mubench departs from the authors on purpose: one recipe trains both the Original and the Retrain reference
+(the notebooks set up each in its own cell).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from mubench.data import ROLES, Preprocess, Splits
+from mubench.data import Preprocess, Splits
 from mubench.errors import MubenchError
 from mubench.images import (DecodeSpec, Listing, build_splits, check_disjoint, check_on_disk, missing_file,
-                            require_root, write_rule_manifest)
+                            read_rule_manifest, require_root, write_rule_manifest)
 from mubench.losses import TaskKind
-from mubench.tasks import Task, read_manifest, register_task
+from mubench.tasks import Task, register_task
 from mubench.training import Recipe
 
 log = logging.getLogger(__name__)
@@ -23,14 +42,18 @@ RELEASE_IMAGES = 30000
 IMAGE_DIR = "CelebA-HQ-img"
 IDENTITY_FILE = "CelebA-HQ-identity.txt"
 ATTRIBUTE_FILES = ("CelebA-HQ-attribute.txt", "CelebAMask-HQ-attribute-anno.txt")  # MUCAC's name, then CelebAMask-HQ's
-IDENTITY_RANGES = {"test": (0, 190), "forget": (190, 1250), "retain": (1250, 4855), "val": (4855, None)}
+IDENTITY_RANGES = {"test": (0, 190), "forget": (190, 1250), "retain": (1250, 4665), "val": (4665, 4855),
+                   "unseen": (4855, None)}
 
 
 def rule_manifest() -> dict:
     return {
         "task": "mucac",
         "kind": "rule",
-        "pinned": "the identity range of each role (MUCAC notebooks) and the release's image count",
+        "pinned": "the identity range of each role and the release's image count",
+        "source": "MUCAC notebooks (github.com/ndb796/MachineUnlearning): forget 190-1250, retain 1250-4855, "
+                  "test < 190 (accuracy), unseen >= 4855 (MIA non-members); val = the last 190 identities of "
+                  "their retain range, chosen by mubench (the notebooks have no val)",
         "derived": "the images per role, from the data root's identity file; labels from its attribute file",
         "release_images": RELEASE_IMAGES,
         "roles": {role: {"identity_from": lo, "identity_below": hi} for role, (lo, hi) in IDENTITY_RANGES.items()},
@@ -39,14 +62,20 @@ def rule_manifest() -> dict:
     }
 
 
-def celeba_root(root: Path) -> Path:
-    nested = root / "CelebAMask-HQ"
-    return nested if (nested / IMAGE_DIR).is_dir() else root
+def find_files(root: Path) -> tuple[Path, Path, Path | None]:
+    """The image folder, the identity file and the attribute file: each in the root or in CelebAMask-HQ/ under it
+    (the notebooks' layout has the images in CelebAMask-HQ/ and the two .txt files beside it)."""
+    bases = (root, root / "CelebAMask-HQ")
+    images = next((b / IMAGE_DIR for b in bases if (b / IMAGE_DIR).is_dir()), bases[1] / IMAGE_DIR)
+    identity = next((b / IDENTITY_FILE for b in bases if (b / IDENTITY_FILE).is_file()),
+                    images.parent / IDENTITY_FILE)
+    attribute = next((b / n for b in bases for n in ATTRIBUTE_FILES if (b / n).is_file()), None)
+    return images, identity, attribute
 
 
-def read_identities(path: Path, root: Path) -> dict[str, int]:
+def read_identities(path: Path, root: Path, task: str) -> dict[str, int]:
     if not path.is_file():
-        raise missing_file(path, "CelebA-HQ identity file", "mucac-gender", root)
+        raise missing_file(path, "CelebA-HQ identity file", task, root)
     identities = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split()
@@ -95,15 +124,14 @@ def role_of(identity: int, ranges: dict[str, tuple[int, int | None]]) -> str:
     raise MubenchError(f"identity {identity} is negative; CelebA-HQ identities are non-negative integers.")
 
 
-def listing(root: Path, wanted: tuple[str, ...], ranges: dict[str, tuple[int, int | None]]) -> tuple[Listing, Path]:
-    base = celeba_root(root)
-    if not (base / IMAGE_DIR).is_dir():
-        raise missing_file(base / IMAGE_DIR, "CelebA-HQ image folder", "mucac-gender", root)
-    identity_path = base / IDENTITY_FILE
-    identities = read_identities(identity_path, root)
-    attribute_path = next((base / n for n in ATTRIBUTE_FILES if (base / n).is_file()), None)
+def listing(root: Path, wanted: tuple[str, ...], ranges: dict[str, tuple[int, int | None]],
+            task: str) -> tuple[Listing, Path]:
+    image_dir, identity_path, attribute_path = find_files(root)
+    if not image_dir.is_dir():
+        raise missing_file(image_dir, "CelebA-HQ image folder", task, root)
+    identities = read_identities(identity_path, root, task)
     if attribute_path is None:
-        raise missing_file(base / ATTRIBUTE_FILES[0], "CelebA-HQ attribute file", "mucac-gender", root)
+        raise missing_file(identity_path.parent / ATTRIBUTE_FILES[0], "CelebA-HQ attribute file", task, root)
     attributes = read_attributes(attribute_path, wanted)
     differ = sorted(set(identities) ^ set(attributes))
     if differ:
@@ -112,37 +140,41 @@ def listing(root: Path, wanted: tuple[str, ...], ranges: dict[str, tuple[int, in
                            f"disagree on {len(differ)} image(s), e.g. {differ[0]!r} is only in the {where} file; "
                            f"expected the same images in both.")
     ordered = sorted(identities, key=lambda f: (len(f), f))  # 0.jpg, 1.jpg, …, 10.jpg
-    ids = {role: [f for f in ordered if role_of(identities[f], ranges) == role] for role in ROLES}
+    roles = tuple(ranges)
+    ids = {role: [f for f in ordered if role_of(identities[f], ranges) == role] for role in roles}
     full = len(identities) == RELEASE_IMAGES
     if not full:
         log.warning("CelebA-HQ root %s holds %d of the release's %d images: loaded as a partial root",
-                    base, len(identities), RELEASE_IMAGES)
-    on_disk = {f.name for f in (base / IMAGE_DIR).iterdir()}
+                    root, len(identities), RELEASE_IMAGES)
+    on_disk = {f.name for f in image_dir.iterdir()}
     ignored = len(on_disk - set(identities))
     if ignored:
-        log.warning("%d files in %s are not in the identity file and were ignored", ignored, base / IMAGE_DIR)
-    return Listing(ids=ids, files={r: [base / IMAGE_DIR / f for f in ids[r]] for r in ROLES},
+        log.warning("%d files in %s are not in the identity file and were ignored", ignored, image_dir)
+    return Listing(ids=ids, files={r: [image_dir / f for f in ids[r]] for r in roles},
                    labels={r: [attributes[f] if len(wanted) > 1 else attributes[f][0] for f in ids[r]]
-                           for r in ROLES},
-                   notes={"partial": not full, "ignored_files": ignored, "root": str(base)}), identity_path
+                           for r in roles},
+                   notes={"partial": not full, "ignored_files": ignored, "root": str(root)}), identity_path
 
 
 class Mucac(Task):
+    """Roles (MUCAC notebooks, by identity id): forget 190–1250, retain 1250–4665, val 4665–4855 (mubench's, the
+    last 190 identities of their retain range), test < 190 (utility accuracy), unseen ≥ 4855 (MIA non-members)."""
     attributes: tuple[str, ...]
-    # The MUFAC/MUCAC benchmark recipe (spec/baselines.md): SGD lr 0.01, momentum 0.9, 30 epochs, lr ÷10 at 10
-    # and 20; batch 64 and wd 5e-4 as for mufac.
+    # mubench's face recipe: SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64 (the notebooks' loaders), 30 epochs with
+    # lr ÷10 at 10 and 20; one recipe for the Original and the Retrain reference alike.
     recipe = Recipe(epochs=30, batch_size=64, lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step",
                     milestones=(10, 20), augment=True)
-    # As the same authors' MUFAC notebook: Resize(128), horizontal flip, ToTensor without Normalize.
+    # As the MUCAC notebooks: Resize(128), ToTensor without Normalize (mean 0, std 1); their training transform also
+    # has RandomAffine(0, shear=10, scale=(0.8, 1.2)) and ColorJitter(0.2, 0.2, 0.2), which mubench leaves out.
     preprocess = Preprocess((0.0,) * 3, (1.0,) * 3, augment="flip")
     decode = DecodeSpec(size=128)  # CelebA-HQ images are 1024×1024: resizing is the normal case
 
     def load(self, data_root: Path | None) -> Splits:
         name = self.registered_name
         root = require_root(data_root, name)
-        rules, digest = read_manifest("mucac")
-        ranges = {role: (rule["identity_from"], rule["identity_below"]) for role, rule in rules.items()}
-        found, source = listing(root, self.attributes, ranges)
+        manifest, digest = read_rule_manifest("mucac")
+        ranges = {role: (rule["identity_from"], rule["identity_below"]) for role, rule in manifest["roles"].items()}
+        found, source = listing(root, self.attributes, ranges, name)
         check_disjoint(found, source)
         check_on_disk(found, source)
         return build_splits(name, "mucac", self.kind, self.num_outputs, self.preprocess, found, digest,

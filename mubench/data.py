@@ -32,7 +32,7 @@ class Split:
 class Preprocess:
     mean: tuple[float, ...]  # per channel, on the [0, 1] scale
     std: tuple[float, ...]
-    augment: str = "none"  # "none" | "flip" | "crop-flip": applied to training batches only
+    augment: str = "none"  # "none" | "flip" | "crop-flip" | "flip-affine-jitter": training batches only
 
     def to_input(self, images: torch.Tensor, augment: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,7 +59,64 @@ def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> t
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
         offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
         x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    elif kind == "flip-affine-jitter":
+        x = _color_jitter(_affine(x, generator), generator)
     return x
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def _affine(x: torch.Tensor, generator: torch.Generator | None, shear: float = 10.0,
+            scale: tuple[float, float] = (0.8, 1.2), degrees: float = 10.0) -> torch.Tensor:
+    """torchvision's RandomAffine(0, shear=shear, scale=scale) then RandomRotation(degrees), drawn per image."""
+    n = x.shape[0]
+    s = _uniform(n, *scale, generator)
+    sx = _uniform(n, -shear, shear, generator)  # a scalar shear draws the x angle only
+    rot = _uniform(n, -degrees, degrees, generator)
+    return _warp(x, s, sx, rot)
+
+
+def _warp(x: torch.Tensor, scale: torch.Tensor, shear_deg: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
+    """Scale and x-shear (torchvision's affine with angle 0), then rotate counter-clockwise, each image about its
+    centre; bilinear, outside pixels 0 (torchvision's fill); one inverse warp of the whole batch."""
+    n, _, h, w = x.shape
+    sx, rot = torch.deg2rad(shear_deg.double()), torch.deg2rad(angle_deg.double())
+    s = scale.double()
+    # Forward maps in centred pixel units, x right and y down: affine s·[[1, −tan sx], [0, 1]], then rotation.
+    affine = torch.zeros(n, 2, 2, dtype=torch.float64)
+    affine[:, 0, 0], affine[:, 0, 1], affine[:, 1, 1] = s, -s * torch.tan(sx), s
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    rotation = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    inverse = torch.linalg.inv(rotation @ affine)  # grid_sample wants output → input
+    # Normalised coordinates scale x by 2/w and y by 2/h: conjugate the pixel-space inverse by that scaling.
+    half = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+    theta[:, :, :2] = inverse * (half.view(1, 1, 2) / half.view(1, 2, 1))
+    grid = torch.nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid.to(x.device), mode="bilinear", padding_mode="zeros",
+                                           align_corners=False)
+
+
+def _color_jitter(x: torch.Tensor, generator: torch.Generator | None, strength: float = 0.2) -> torch.Tensor:
+    """torchvision's ColorJitter(brightness, contrast, saturation = strength) on [0, 1] RGB batches: each factor
+    uniform in [1 − strength, 1 + strength] per image, results clamped to [0, 1]; torchvision draws the order of
+    the three per call, here it is fixed (brightness, contrast, saturation)."""
+    n = x.shape[0]
+    factors = [_uniform(n, 1 - strength, 1 + strength, generator).to(x.dtype).view(n, 1, 1, 1) for _ in range(3)]
+    brightness, contrast, saturation = factors
+    x = (x * brightness).clamp_(0, 1)
+    grey = _grey(x)
+    x = (contrast * x + (1 - contrast) * grey.mean(dim=(1, 2, 3), keepdim=True)).clamp_(0, 1)
+    x = (saturation * x + (1 - saturation) * _grey(x)).clamp_(0, 1)
+    return x
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma, as torchvision's rgb_to_grayscale, shaped [N, 1, H, W]."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 @dataclass

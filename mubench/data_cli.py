@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import torch
 
-from mubench.data import ROLES, Splits
+from mubench.data import Splits
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
 
@@ -46,7 +46,7 @@ def report(splits: Splits, names: tuple[str, ...] | list[str] | None) -> str:
                      "restricted to it, and not comparable to published numbers)")
     header = "positives per attribute" if splits.kind == TaskKind.MULTILABEL else "images per label"
     lines.append(f"{'role':<8}{'images':>7}  {header}")
-    for role in ROLES:
+    for role in splits.roles():  # the four, and `unseen` where the task's protocol has one
         split = splits.role(role)
         lines.append(f"{role:<8}{len(split):>7}  {histogram(split.labels, splits.kind, splits.num_outputs, names)}")
     lines.append(f"decode cache: {notes.get('decode_cache', '-')}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mubench.data import ROLES, Preprocess, Split, Splits
+from mubench.data import OPTIONAL_ROLES, ROLES, Preprocess, Split, Splits
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
 
@@ -49,8 +49,12 @@ class Listing:
     labels: dict[str, list]  # int per image (multiclass) or a list of 0/1 per image (multilabel)
     notes: dict = field(default_factory=dict)
 
+    def roles(self) -> tuple[str, ...]:
+        """The four roles, and the optional ones (`unseen`) this listing has."""
+        return ROLES + tuple(role for role in OPTIONAL_ROLES if role in self.ids)
+
     def counts(self) -> dict[str, int]:
-        return {role: len(self.ids[role]) for role in ROLES}
+        return {role: len(self.ids[role]) for role in self.roles()}
 
 
 def require_root(root: Path | None, task: str) -> Path:
@@ -81,7 +85,7 @@ def missing_file(path: Path, what: str, task: str, root: Path) -> MubenchError:
 
 def check_disjoint(listing: Listing, source: Path) -> None:
     seen: dict[str, str] = {}
-    for role in ROLES:
+    for role in listing.roles():
         for item in listing.ids[role]:
             if item in seen and seen[item] == role:
                 raise MubenchError(f"{str(source)!r} lists {item!r} twice in role {role!r}; each image must "
@@ -93,7 +97,7 @@ def check_disjoint(listing: Listing, source: Path) -> None:
 
 
 def check_on_disk(listing: Listing, source: Path) -> None:
-    absent = [f for role in ROLES for f in listing.files[role] if not f.is_file()]
+    absent = [f for role in listing.roles() for f in listing.files[role] if not f.is_file()]
     if absent:
         raise MubenchError(f"{str(source)!r} names {len(absent)} image(s) missing from disk, first "
                            f"{str(absent[0])!r}; restore them or use a complete copy of the dataset.")
@@ -102,7 +106,7 @@ def check_on_disk(listing: Listing, source: Path) -> None:
 def split_hash(manifest_digest: str, listing: Listing) -> str:
     """The committed manifest's hash together with the ids this root yields per role (rules derive ids)."""
     h = hashlib.sha256(manifest_digest.encode())
-    for role in ROLES:
+    for role in listing.roles():
         h.update(f"\n{role}:".encode())
         h.update("\n".join(listing.ids[role]).encode())
     return h.hexdigest()
@@ -116,7 +120,7 @@ def cache_root() -> Path:
 def _fingerprint(listing: Listing) -> str:
     """Sizes and modification times of every file: a rewritten image invalidates the decode cache."""
     h = hashlib.sha256()
-    for role in ROLES:
+    for role in listing.roles():
         for path in listing.files[role]:
             st = path.stat()
             h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
@@ -160,7 +164,7 @@ def _decode_all(listing: Listing, spec: DecodeSpec) -> tuple[dict[str, torch.Ten
     stats = {"decoded": 0, "resized_unusual": 0, "converted": 0}
     images = {}
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        for role in ROLES:
+        for role in listing.roles():
             files = listing.files[role]
             out = torch.empty((len(files), 3, spec.size, spec.size), dtype=torch.uint8)
             for start in range(0, len(files), DECODE_CHUNK):  # bounded: decoded arrays never pile up
@@ -184,7 +188,7 @@ def decoded_images(dataset: str, listing: Listing, digest: str, spec: DecodeSpec
             if cached.get("format") == CACHE_FORMAT and cached["ids"] == listing.ids:
                 listing.notes.update({f"images_{k}": v for k, v in cached["stats"].items()})
                 listing.notes["decode_cache"] = f"hit {path}"
-                return {role: cached[role] for role in ROLES}
+                return {role: cached[role] for role in listing.roles()}
         except (OSError, RuntimeError, KeyError, EOFError):
             log.warning("decode cache %s is unreadable; decoding again", path)
     images, stats = _decode_all(listing, spec)
@@ -210,11 +214,11 @@ def _report(stats: dict[str, int], spec: DecodeSpec, listing: Listing) -> None:
 
 def build_splits(task: str, dataset: str, kind: TaskKind, num_outputs: int, preprocess: Preprocess,
                  listing: Listing, manifest_digest: str, spec: DecodeSpec) -> Splits:
-    """Check the listing, decode (or read the cache), and assemble the four roles."""
+    """Check the listing, decode (or read the cache), and assemble the four roles (and `unseen` where listed)."""
     digest = split_hash(manifest_digest, listing)
     images = decoded_images(dataset, listing, digest, spec)
     parts = {}
-    for role in ROLES:
+    for role in listing.roles():
         if kind == TaskKind.MULTICLASS:
             labels = torch.tensor(listing.labels[role], dtype=torch.int64)
         else:
@@ -229,6 +233,25 @@ def check_labels(values: list[int], valid: range, source: Path, what: str) -> No
     if bad:
         raise MubenchError(f"{str(source)!r} has {what} {bad[0]!r}, outside the task's range "
                            f"{valid.start}–{valid.stop - 1}.")
+
+
+def read_rule_manifest(task: str) -> tuple[dict, str]:
+    """A committed rule manifest (mufac, rafdb, mucac) and its SHA-256, verified against the recorded hash; its
+    roles are the four and, where the protocol has one, `unseen`."""
+    from mubench import tasks  # at call time: tests point tasks.manifest_path elsewhere
+    path = tasks.manifest_path(task)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    recorded = path.with_suffix(".json.sha256").read_text().split()[0]
+    if digest != recorded:
+        raise MubenchError(f"split manifest {str(path)!r} has SHA-256 {digest[:12]}…, but {recorded[:12]}… is "
+                           f"recorded; restore the committed file.")
+    payload = json.loads(data)
+    roles = set(payload.get("roles", {}))
+    if not set(ROLES) <= roles or not roles <= set(ROLES + OPTIONAL_ROLES):
+        raise MubenchError(f"split manifest {str(path)!r} has roles {sorted(roles)}; expected {list(ROLES)} and "
+                           f"optionally {list(OPTIONAL_ROLES)}.")
+    return payload, digest
 
 
 def write_rule_manifest(path: Path, payload: dict) -> str:

@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mubench.tasks import read_manifest
-
 CELEBA_ATTRIBUTES = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
     "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
@@ -48,49 +46,65 @@ def make_mufac(root: Path, train: int = 14, val: int = 4, test: int = 4, size: i
     return root
 
 
-def _rafdb_names(per_role: dict[str, int]) -> list[str]:
-    roles, _ = read_manifest("rafdb")
-    return [name for role, n in per_role.items() for name in roles[role][:n]]
+RAFDB_SMALL = (20, 4)  # train, test images: DLFD's rule gives val 2, retain 12, forget 6
 
 
-RAFDB_SMALL = {"retain": 6, "forget": 4, "val": 3, "test": 4}
+def rafdb_label(number: int) -> int:
+    """A label 1–7 for train/test image `number` that is not monotone in the number, so the ImageFolder order (label
+    folder, then name) differs from the name order."""
+    return (number * 3) % 7 + 1
 
 
-def make_rafdb(root: Path, per_role: dict[str, int] | None = None, size: int = 24) -> Path:
+def rafdb_items(train: int, test: int) -> list[tuple[str, int]]:
+    """(release name, label 1–7) for the first `train` train and `test` test images of RAF-DB basic."""
+    return ([(f"train_{i:05d}.jpg", rafdb_label(i)) for i in range(1, train + 1)]
+            + [(f"test_{i:04d}.jpg", rafdb_label(i)) for i in range(1, test + 1)])
+
+
+def make_rafdb(root: Path, train: int = RAFDB_SMALL[0], test: int = RAFDB_SMALL[1], size: int = 24,
+               images: bool = True) -> Path:
     """The official layout: basic/EmoLabel/list_patition_label.txt and basic/Image/aligned/*_aligned.jpg."""
-    names = _rafdb_names(per_role or RAFDB_SMALL)
-    lines = []
-    for i, name in enumerate(names):
-        label = i % 7 + 1
-        write_image(root / "basic" / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"), label, size, i)
-        lines.append(f"{name} {label}")
+    items = rafdb_items(train, test)
+    aligned = root / "basic" / "Image" / "aligned"
+    aligned.mkdir(parents=True, exist_ok=True)
+    for i, (name, label) in enumerate(items):
+        if images:
+            write_image(aligned / name.replace(".jpg", "_aligned.jpg"), label, size, i)
     (root / "basic" / "EmoLabel").mkdir(parents=True, exist_ok=True)
-    (root / "basic" / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    (root / "basic" / "EmoLabel" / "list_patition_label.txt").write_text(
+        "".join(f"{name} {label}\n" for name, label in items))
     return root
 
 
-def make_rafdb_folders(root: Path, per_role: dict[str, int] | None = None, size: int = 24) -> Path:
-    """The folder layout: DATASET/{train,test}/<1..7>/*_aligned.jpg."""
-    for i, name in enumerate(_rafdb_names(per_role or RAFDB_SMALL)):
-        label = i % 7 + 1
-        part = name.split("_")[0]
-        write_image(root / "DATASET" / part / str(label) / name.replace(".jpg", "_aligned.jpg"), label, size, i)
+def make_rafdb_folders(root: Path, train: int = RAFDB_SMALL[0], test: int = RAFDB_SMALL[1], size: int = 24,
+                       images: bool = True) -> Path:
+    """The folder layout: DATASET/{train,test}/<1..7>/*_aligned.jpg (empty files when not `images`)."""
+    for i, (name, label) in enumerate(rafdb_items(train, test)):
+        path = root / "DATASET" / name.split("_")[0] / str(label) / name.replace(".jpg", "_aligned.jpg")
+        if images:
+            write_image(path, label, size, i)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
     return root
 
 
-CELEBA_SMALL = {"test": 4, "forget": 4, "retain": 6, "val": 3}
-IDENTITY_START = {"test": 3, "forget": 200, "retain": 1300, "val": 5000}  # inside the MUCAC ranges
+CELEBA_SMALL = {"test": 4, "forget": 4, "retain": 6, "val": 3, "unseen": 3}
+IDENTITY_START = {"test": 3, "forget": 200, "retain": 1300, "val": 4700, "unseen": 5000}  # inside the MUCAC ranges
 
 
-def make_celeba(root: Path, per_role: dict[str, int] | None = None, size: int = 48) -> Path:
-    """CelebAMask-HQ: CelebA-HQ-img/<n>.jpg, CelebA-HQ-identity.txt and CelebA-HQ-attribute.txt."""
+def make_celeba(root: Path, per_role: dict[str, int] | None = None, size: int = 48, layout: str = "notebooks") -> Path:
+    """CelebAMask-HQ images with CelebA-HQ-identity.txt and CelebA-HQ-attribute.txt. Layout "notebooks" (the MUCAC
+    notebooks' working folder): the two .txt files in the root beside CelebAMask-HQ/CelebA-HQ-img/; "flat": all three
+    in the root."""
     per_role = per_role or CELEBA_SMALL
+    images = root / "CelebAMask-HQ" / "CelebA-HQ-img" if layout == "notebooks" else root / "CelebA-HQ-img"
     rows, identities, n = [], [], 0
     for role, count in per_role.items():
         for i in range(count):
             name = f"{n}.jpg"
             values = ["1" if (n * 7 + k * 3) % 5 < 2 else "-1" for k in range(len(CELEBA_ATTRIBUTES))]
-            write_image(root / "CelebA-HQ-img" / name, n % 2, size, n)
+            write_image(images / name, n % 2, size, n)
             identities.append(f"{name} {IDENTITY_START[role] + i // 2}")
             rows.append(f"{name} " + " ".join(values))
             n += 1

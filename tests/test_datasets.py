@@ -3,6 +3,7 @@
 Every data root here is a tiny synthetic fixture written at test time (tests/fixtures_faces.py).
 """
 import logging
+import random
 from pathlib import Path
 
 import pandas as pd
@@ -14,15 +15,18 @@ from PIL import Image
 import fixtures_faces as ff
 from mubench import images
 from mubench.cli import main
-from mubench.data import ROLES
+from mubench.data import ROLES, Preprocess
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
-from mubench.tasks import SMOKE_CAPS, TASKS, manifest_path, read_manifest, write_manifest
+from mubench.tasks import SMOKE_CAPS, TASKS, manifest_path
 from mubench.datasets import imagefolder, mucac, mufac, rafdb
 
 FACE_TASKS = ("mufac", "rafdb", "mucac-gender", "mucac-multi")
 BUILDERS = {"mufac": ff.make_mufac, "rafdb": ff.make_rafdb, "rafdb-folders": ff.make_rafdb_folders,
-            "mucac-gender": ff.make_celeba, "mucac-multi": ff.make_celeba, "imagefolder": ff.make_imagefolder}
+            "mucac-gender": ff.make_celeba, "mucac-multi": ff.make_celeba,
+            "celeba-flat": lambda root: ff.make_celeba(root, layout="flat"), "imagefolder": ff.make_imagefolder}
+# Each task's roles and where they come from (the task docstrings and the README's table say the same).
+TASK_ROLES = {"mufac": ROLES, "rafdb": ROLES, "mucac-gender": ROLES + ("unseen",), "mucac-multi": ROLES + ("unseen",)}
 
 
 @pytest.fixture(autouse=True)
@@ -51,30 +55,76 @@ def assert_user_error(result, *fragments: str) -> None:
 
 # --- the committed manifests ---------------------------------------------------------------------------------
 
-def test_rafdb_manifest_regenerates_byte_identical(tmp_path):
-    write_manifest("rafdb", rafdb.make_manifest(), tmp_path / "rafdb.json")
-    assert (tmp_path / "rafdb.json").read_bytes() == manifest_path("rafdb").read_bytes()
-
-
-@pytest.mark.parametrize("module,name", [(mufac, "mufac"), (mucac, "mucac")])
+@pytest.mark.parametrize("module,name", [(mufac, "mufac"), (rafdb, "rafdb"), (mucac, "mucac")])
 def test_rule_manifests_regenerate_byte_identical(tmp_path, module, name):
     images.write_rule_manifest(tmp_path / f"{name}.json", module.rule_manifest())
     assert (tmp_path / f"{name}.json").read_bytes() == manifest_path(name).read_bytes()
 
 
-def test_rafdb_manifest_is_the_dlfd_split_of_every_public_name():
-    roles, _ = read_manifest("rafdb")
-    assert {r: len(roles[r]) for r in ROLES} == {"retain": 7731, "forget": 3313, "val": 1227, "test": 3068}
-    train = set(roles["retain"]) | set(roles["forget"]) | set(roles["val"])
-    assert train == {f"train_{i:05d}.jpg" for i in range(1, 12272)}
-    assert sum(len(roles[r]) for r in ROLES) == len(train | set(roles["test"]))
+def dlfd_reference_split(train_folder: Path) -> dict[str, list[str]]:
+    """DLFD's RAF_loader.py, re-implemented independently of the module: torchvision's own ImageFolder over
+    train/ (it never opens the files), then random.seed(42); random.shuffle(indices) on the global generator."""
+    from torchvision.datasets import ImageFolder
+    folder = ImageFolder(str(train_folder))
+    names = [Path(path).name.replace("_aligned", "") for path, _ in folder.samples]
+    state = random.getstate()
+    try:
+        random.seed(42)
+        indices = list(range(len(folder)))
+        random.shuffle(indices)
+    finally:
+        random.setstate(state)
+    num_train = len(folder)
+    num_val = int(num_train * 0.1)
+    num_retain = int((num_train - num_val) * 0.7)
+    subsets = {"val": indices[:num_val], "retain": indices[num_val:num_val + num_retain],
+               "forget": indices[num_val + num_retain:]}
+    return {role: [names[i] for i in subset] for role, subset in subsets.items()}
+
+
+def test_rafdb_split_is_dlfds_rule_on_a_full_size_release_in_both_layouts(tmp_path):
+    folders_root = ff.make_rafdb_folders(tmp_path / "folders", train=12271, test=3068, images=False)
+    official_root = ff.make_rafdb(tmp_path / "official", train=12271, test=3068, images=False)
+    expected = dlfd_reference_split(folders_root / "DATASET" / "train")
+    assert {role: len(ids) for role, ids in expected.items()} == {"val": 1227, "retain": 7730, "forget": 3314}
+    manifest, _ = images.read_rule_manifest("rafdb")
+    for root in (folders_root, official_root):
+        found, _ = rafdb.listing(root, manifest)
+        for role in ("retain", "forget", "val"):
+            assert found.ids[role] == expected[role], (root.name, role)
+        assert len(found.ids["test"]) == 3068 and not found.notes["partial"]
+    # the split follows the labels: relabelling one image moves it in the ImageFolder order and changes the split
+    listing_file = official_root / "basic" / "EmoLabel" / "list_patition_label.txt"
+    lines = listing_file.read_text().splitlines()
+    name, label = lines[0].split()
+    lines[0] = f"{name} {int(label) % 7 + 1}"
+    listing_file.write_text("\n".join(lines) + "\n")
+    relabelled, _ = rafdb.listing(official_root, manifest)
+    assert relabelled.ids["forget"] != expected["forget"]
+
+
+def test_rafdb_split_on_a_partial_root_is_the_same_rule(tmp_path, caplog):
+    root = ff.make_rafdb_folders(tmp_path, train=40, test=5, images=False)
+    manifest, _ = images.read_rule_manifest("rafdb")
+    with caplog.at_level(logging.WARNING):
+        found, _ = rafdb.listing(root, manifest)
+    expected = dlfd_reference_split(root / "DATASET" / "train")
+    assert all(found.ids[role] == expected[role] for role in expected)
+    assert [len(found.ids[r]) for r in ("val", "retain", "forget")] == [4, 25, 11]
+    assert found.notes["partial"] and "partial root" in caplog.text
 
 
 def test_rule_manifests_pin_the_release_numbers():
-    mufac_rules, _ = read_manifest("mufac")
-    assert mufac_rules["forget"]["count"] == 1500 and mufac_rules["retain"]["count"] == 8525
-    mucac_rules, _ = read_manifest("mucac")
-    assert mucac_rules["forget"] == {"identity_from": 190, "identity_below": 1250}
+    mufac_rules, _ = images.read_rule_manifest("mufac")
+    assert mufac_rules["roles"]["forget"]["count"] == 1500 and mufac_rules["roles"]["retain"]["count"] == 8525
+    rafdb_rules, _ = images.read_rule_manifest("rafdb")
+    assert rafdb_rules["rule"] == {"order": "class folder name (label 1-7) as a string, then file name",
+                                   "python_random_seed": 42, "val_fraction": 0.1, "retain_fraction_of_rest": 0.7}
+    assert {r: rafdb_rules["roles"][r]["count"] for r in ROLES} == {"retain": 7730, "forget": 3314, "val": 1227,
+                                                                    "test": 3068}
+    mucac_rules, _ = images.read_rule_manifest("mucac")
+    assert {r: (v["identity_from"], v["identity_below"]) for r, v in mucac_rules["roles"].items()} == {
+        "test": (0, 190), "forget": (190, 1250), "retain": (1250, 4665), "val": (4665, 4855), "unseen": (4855, None)}
 
 
 def test_a_tampered_manifest_is_refused(tmp_path, monkeypatch):
@@ -91,10 +141,11 @@ def test_a_tampered_manifest_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("task,builder", [("mufac", "mufac"), ("rafdb", "rafdb"), ("rafdb", "rafdb-folders"),
                                           ("mucac-gender", "mucac-gender"), ("mucac-multi", "mucac-multi"),
-                                          ("imagefolder", "imagefolder")])
+                                          ("mucac-multi", "celeba-flat"), ("imagefolder", "imagefolder")])
 def test_each_layout_loads_as_128_pixel_uint8_roles(tmp_path, task, builder):
     splits = load(task, BUILDERS[builder](tmp_path / "root"))
-    for role in ROLES:
+    assert splits.roles() == TASK_ROLES.get(task, ROLES)
+    for role in splits.roles():
         split = splits.role(role)
         assert len(split) > 0 and split.images.dtype == torch.uint8
         assert tuple(split.images.shape[1:]) == (3, 128, 128)
@@ -104,13 +155,60 @@ def test_each_layout_loads_as_128_pixel_uint8_roles(tmp_path, task, builder):
             assert split.labels.dtype == torch.float32 and split.labels.shape[1] == 3
     assert len(splits.split_hash) == 64
     shrunk = splits.shrunk(SMOKE_CAPS)  # fixtures are below the smoke caps: nothing is lost
-    assert all(len(shrunk.role(r)) == len(splits.role(r)) for r in ROLES)
+    assert shrunk.roles() == splits.roles()
+    assert all(len(shrunk.role(r)) == len(splits.role(r)) for r in splits.roles())
 
 
-def test_face_tasks_augment_training_batches_only_with_their_recipe():
+def test_the_smoke_preset_caps_unseen_like_test_and_keeps_it_separate(tmp_path):
+    splits = load("mucac-multi", ff.make_celeba(tmp_path, {"test": 6, "forget": 4, "retain": 6, "val": 3,
+                                                           "unseen": 9}))
+    shrunk = splits.shrunk({**SMOKE_CAPS, "test": 5})
+    assert shrunk.roles() == ROLES + ("unseen",) and len(shrunk.unseen) == 5 and len(shrunk.test) == 5
+    assert set(shrunk.unseen.ids) <= set(splits.unseen.ids) and not set(shrunk.unseen.ids) & set(shrunk.test.ids)
+
+
+def test_face_tasks_preprocess_as_their_papers_code():
+    mufac_task, rafdb_task = TASKS.get("mufac"), TASKS.get("rafdb")
+    # DLFD's MUFAC_loader.py and age_cls_experiments.ipynb
+    assert mufac_task.preprocess == Preprocess((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "flip-affine-jitter")
+    assert mufac_task.recipe.batch_size == 32
+    # DLFD's RAF_loader.py: Normalize(0.5, 0.5); mubench flips (their loader trains unaugmented by a bug)
+    assert rafdb_task.preprocess == Preprocess((0.5,) * 3, (0.5,) * 3, "flip") and rafdb_task.decode.grey
     for name in FACE_TASKS + ("imagefolder",):
-        task = TASKS.get(name)
-        assert task.recipe.augment and task.preprocess.augment == "flip", name
+        assert TASKS.get(name).recipe.augment, name
+
+
+def test_flip_affine_jitter_is_seeded_by_the_loader_and_leaves_other_kinds_alone():
+    x = (torch.rand(6, 3, 32, 32) * 255).to(torch.uint8)
+    dlfd = Preprocess((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "flip-affine-jitter")
+    first = dlfd.to_input(x, True, torch.Generator().manual_seed(3))
+    again = dlfd.to_input(x, True, torch.Generator().manual_seed(3))
+    other = dlfd.to_input(x, True, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    low, high = dlfd.input_range()
+    assert bool((first >= low - 1e-5).all() and (first <= high + 1e-5).all())
+    assert torch.equal(dlfd.to_input(x, False), dlfd.to_input(x))  # evaluation batches are never augmented
+    flip = Preprocess((0.0,) * 3, (1.0,) * 3, "flip")  # the flip kind draws and does exactly what it did
+    g = torch.Generator().manual_seed(0)
+    flips = torch.rand(6, generator=torch.Generator().manual_seed(0)) < 0.5
+    expected = x.float() / 255
+    expected[flips] = expected[flips].flip(-1)
+    assert torch.equal(flip.to_input(x, True, g), expected)
+
+
+@pytest.mark.parametrize("scale,shear,angle", [(1.2, 0.0, 0.0), (0.8, 0.0, 0.0), (1.0, 8.0, 0.0),
+                                               (1.0, 0.0, 7.0), (1.1, -6.0, -9.0)])
+def test_the_affine_warp_matches_torchvision(scale, shear, angle):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as tvf
+    from mubench import data
+    image = torch.rand(1, 3, 64, 64)
+    image = torch.nn.functional.avg_pool2d(image, 5, 1, 2)  # smooth, so interpolation details barely matter
+    ours = data._warp(image.clone(), torch.tensor([scale]), torch.tensor([shear]), torch.tensor([angle]))
+    theirs = tvf.rotate(tvf.affine(image, 0.0, [0, 0], scale, [shear, 0.0], InterpolationMode.BILINEAR), angle,
+                        InterpolationMode.BILINEAR)
+    inner = (slice(None), slice(None), slice(16, 48), slice(16, 48))  # away from the borders and their fill
+    assert float((ours[inner] - theirs[inner]).abs().max()) < 0.05
 
 
 def test_mufac_forget_is_the_first_train_rows_scaled_on_a_partial_root(tmp_path, caplog):
@@ -136,11 +234,10 @@ def test_a_full_mufac_root_uses_the_pinned_forget_count(tmp_path):
 def test_rafdb_layouts_give_the_same_split_in_greyscale(tmp_path):
     official = load("rafdb", ff.make_rafdb(tmp_path / "official"))
     folders = load("rafdb", ff.make_rafdb_folders(tmp_path / "folders"))
-    roles, _ = read_manifest("rafdb")
+    assert official.split_hash == folders.split_hash
     for role in ROLES:
         assert official.role(role).ids == folders.role(role).ids
         assert torch.equal(official.role(role).labels, folders.role(role).labels)
-        assert set(official.role(role).ids) <= set(roles[role])
         pixels = official.role(role).images
         assert torch.equal(pixels[:, 0], pixels[:, 1]) and torch.equal(pixels[:, 1], pixels[:, 2])
 
@@ -149,12 +246,17 @@ def test_mucac_splits_by_identity_and_reads_male_young_smiling(tmp_path):
     root = ff.make_celeba(tmp_path)
     gender, multi = load("mucac-gender", root), load("mucac-multi", root)
     identity = dict(line.split() for line in (root / "CelebA-HQ-identity.txt").read_text().splitlines())
-    ranges = {"test": (0, 190), "forget": (190, 1250), "retain": (1250, 4855), "val": (4855, 10 ** 9)}
+    # the notebooks: forget 190–1250, retain 1250–4855, test < 190, unseen ≥ 4855; val: mubench's last 190
+    # identities of their retain range
+    ranges = {"test": (0, 190), "forget": (190, 1250), "retain": (1250, 4665), "val": (4665, 4855),
+              "unseen": (4855, 10 ** 9)}
     lines = (root / "CelebA-HQ-attribute.txt").read_text().splitlines()
     header = lines[1].split()
     attributes = {f[0]: f[1:] for f in (line.split() for line in lines[2:])}
-    for role in ROLES:
+    assert multi.roles() == gender.roles() == ROLES + ("unseen",)
+    for role in multi.roles():
         lo, hi = ranges[role]
+        assert len(multi.role(role)) == ff.CELEBA_SMALL[role]
         assert all(lo <= int(identity[i]) < hi for i in multi.role(role).ids)
         expected = [[float(attributes[i][header.index(a)] == "1") for a in ("Male", "Young", "Smiling")]
                     for i in multi.role(role).ids]
@@ -183,12 +285,12 @@ def test_a_second_load_decodes_nothing(tmp_path, monkeypatch, decode_cache, task
     before = sorted(p for p in root.rglob("*"))
     calls = count_decodes(monkeypatch)
     first = load(task, root)
-    n = sum(len(first.role(r)) for r in ROLES)
+    n = sum(len(first.role(r)) for r in first.roles())
     assert len(calls) == n
     second = load(task, root)
     assert len(calls) == n, "the second load decoded images again"
     assert "hit" in second.notes["decode_cache"] and second.split_hash == first.split_hash
-    assert all(torch.equal(first.role(r).images, second.role(r).images) for r in ROLES)
+    assert all(torch.equal(first.role(r).images, second.role(r).images) for r in first.roles())
     assert sorted(p for p in root.rglob("*")) == before, "the data root was written to"
     assert list(decode_cache.glob("*.pt"))
 
@@ -207,9 +309,11 @@ def test_a_rewritten_image_is_decoded_again(tmp_path, monkeypatch):
 def test_check_prints_counts_and_histograms_per_role(tmp_path):
     result = check("mucac-multi", ff.make_celeba(tmp_path))
     assert result.exit_code == 0, result.output
-    for role in ROLES:
-        assert f"\n{role}" in result.output
+    for role in ROLES + ("unseen",):
+        assert f"\n{role:<8}{ff.CELEBA_SMALL[role]:>7}  " in result.output, role
     assert "Male:" in result.output and "partial root: yes" in result.output
+    rafdb_result = check("rafdb", ff.make_rafdb(tmp_path / "rafdb"))
+    assert rafdb_result.exit_code == 0 and "\nunseen" not in rafdb_result.output
 
 
 # --- imagefolder ----------------------------------------------------------------------------------------------
@@ -278,7 +382,8 @@ def test_missing_label_file(tmp_path):
     assert_user_error(check("mufac", root), "custom_val_dataset.csv", "missing")
     celeba = ff.make_celeba(tmp_path / "celeba")
     (celeba / "CelebA-HQ-identity.txt").unlink()
-    assert_user_error(check("mucac-gender", celeba), "CelebA-HQ-identity.txt", "missing")
+    assert_user_error(check("mucac-gender", celeba), "CelebA-HQ-identity.txt", "missing", "'mucac-gender'")
+    assert_user_error(check("mucac-multi", celeba), "CelebA-HQ-identity.txt", "missing", "'mucac-multi'")
 
 
 def test_csv_with_other_columns(tmp_path):
@@ -415,9 +520,11 @@ def test_run_with_a_bad_root_stops_before_training(tmp_path):
 
 E2E = {  # fixtures just large enough for the MIA's 10-fold split (≥ 10 forget and test images)
     "mufac": lambda root: ff.make_mufac(root, train=64, val=4, test=10),
-    "rafdb": lambda root: ff.make_rafdb(root, {"retain": 12, "forget": 10, "val": 4, "test": 10}),
-    "mucac-gender": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4}),
-    "mucac-multi": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4}),
+    "rafdb": lambda root: ff.make_rafdb(root, train=40, test=10),  # DLFD's rule: val 4, retain 25, forget 11
+    "mucac-gender": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4,
+                                                       "unseen": 10}),
+    "mucac-multi": lambda root: ff.make_celeba(root, {"test": 10, "forget": 10, "retain": 12, "val": 4,
+                                                      "unseen": 10}),
 }
 
 
