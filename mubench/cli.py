@@ -110,7 +110,8 @@ def _device(name: str):
 def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
-    from mubench.harness import RunPlan, run as run_grid
+    from mubench.grid import run as run_grid
+    from mubench.plan import RunPlan
     from mubench.leaderboard import render_all
     from mubench.plan import method_specs
     from mubench.tracking import default_tracking_uri

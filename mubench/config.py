@@ -81,17 +81,17 @@ def config_params(config) -> dict[str, Any]:
 
 def config_from_params(config_cls: type, params: dict[str, str]):
     """Rebuild a Config from the strings MLflow stored (the inverse of config_params)."""
-    return build_config(config_cls, config_cls.__qualname__, {k: _param_text(v) for k, v in params.items()})
+    return build_config(config_cls, config_cls.__qualname__, {k: value_text(v) for k, v in params.items()})
 
 
-def _param_text(value: Any) -> str:
+def value_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return str(value)
 
 
 def param_text(config) -> dict[str, str]:
-    return {name: _param_text(v) for name, v in config_params(config).items()}
+    return {name: value_text(v) for name, v in config_params(config).items()}
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:

@@ -16,12 +16,14 @@ from dataclasses import replace
 import mlflow
 
 from mubench.cache import ModelCache
+from mubench.cell import cell_run_name, cell_tags, run_logged_cell
 from mubench.data import Splits
 from mubench.errors import MubenchError
-from mubench.harness import (REFERENCE_ROLES, CellFailure, CellJob, RunPlan, RunSummary, cell_run_name,
-                             cell_tags, load_task, open_store, reference_fields, run_logged_cell, run_seed,
-                             seed_plots_for, train_reference_role, train_references)
-from mubench.tracking import EXPERIMENT, TAG
+from mubench.identity import reference_fields
+from mubench.plan import CellFailure, CellJob, RunPlan, RunSummary
+from mubench.references import (REFERENCE_ROLES, References, load_task, train_reference_role,
+                                train_references)
+from mubench.tracking import EXPERIMENT, TAG, open_store
 from mubench.training import Recipe
 
 EXECUTORS = ("local", "ray")
@@ -60,6 +62,24 @@ class LocalExecutor:
                     run_seed(plan, *tasks[task], group, summary)
         finally:
             torch.set_num_threads(default_threads)
+
+
+def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob], summary: RunSummary) -> None:
+    """The cells of one task × backbone × seed in this process: references once, each cell, the seed's figures."""
+    backbone, seed = jobs[0].backbone, jobs[0].seed
+    refs = train_references(plan, splits, recipe, backbone, seed, summary)
+    seed_plots = seed_plots_for(plan, splits, backbone, seed, refs)
+    for job in jobs:
+        run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots)
+    if seed_plots is not None:
+        seed_plots.finish()
+
+
+def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
+    if not plan.plots:
+        return None
+    from mubench.plots import SeedPlots  # matplotlib and t-SNE load only when plots are drawn
+    return SeedPlots(plan.out, splits, backbone, plan.preset, seed, refs, plan.device)
 
 
 def _import_ray():
@@ -143,7 +163,7 @@ class RayExecutor:
 def run_job_alone(plan: RunPlan, job: CellJob, parent_run_id: str) -> RunSummary:
     """One cell in a process of its own (an executor's worker): its data, its references from the cache, its own
     child run of `parent_run_id` in the same store. The seed's t-SNE is left to `finish_seed_plots`."""
-    open_store(plan)
+    open_store(plan.tracking_uri, plan.out)
     splits, recipe = load_task(job.task, plan.preset, plan.data_root)[1:]
     refs = train_references(plan, splits, recipe, job.backbone, job.seed, RunSummary(parent_run_id))
     summary = RunSummary(parent_run_id)
@@ -173,7 +193,8 @@ def record_lost_cell(plan: RunPlan, job: CellJob, splits: Splits, recipe: Recipe
     else:
         original_key = ModelCache(plan.cache_dir).key(
             reference_fields(plan, splits, recipe, job.backbone, job.seed, "original"))
-        tags = cell_tags(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, original_key)
+        tags = cell_tags(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, original_key,
+                         plan.threads or 1)
         run_id = client.create_run(experiment_id, run_name=cell_run_name(job.spec, splits, job.backbone, job.seed),
                                    tags={**tags, "mlflow.parentRunId": summary.parent_run_id}).info.run_id
     client.set_tag(run_id, f"{TAG}error", error[:5000])

@@ -12,7 +12,9 @@ from tabulate import tabulate
 from mubench.tracking import TAG, cell_runs
 
 REFERENCES = ("original", "retrain")
-KEY = ("task", "backbone", "preset")
+# One board per task × backbone × preset × head × pretrained weights (× torch threads, when a store holds cells run on
+# several thread counts: CPU results depend on it).
+KEY = ("task", "backbone", "preset", "head", "pretrained", "board_threads")
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -26,27 +28,53 @@ def mean_ci(values) -> tuple[float, float]:
     return float(values.mean()), float(half)
 
 
+def _tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
+    column = f"tags.{TAG}{name}"
+    if column in runs:
+        return runs[column].fillna(default) if default is not None else runs[column]
+    return pd.Series([default] * len(runs), index=runs.index, dtype=object)
+
+
 def latest_cells(tracking_uri: str) -> pd.DataFrame:
-    """One row per (task, backbone, preset, label, seed): its latest run that did not die mid-way."""
+    """The cells a board shows: FINISHED or FAILED runs (not RUNNING or KILLED), and per row label only the runs
+    of the label's latest configuration, the latest run per seed."""
     runs = cell_runs(tracking_uri)
     if runs is None or runs.empty:
         return pd.DataFrame()
     runs = runs[runs["status"].isin(["FINISHED", "FAILED"])].copy()
-    for name in (*KEY, "label", "method", "seed", "command", "split_hash", "error"):
-        column = f"tags.{TAG}{name}"
-        runs[name] = runs[column] if column in runs else None
-    runs = runs.sort_values("start_time").drop_duplicates([*KEY, "label", "seed"], keep="last")
+    for name in ("task", "backbone", "preset", "label", "method", "seed", "command", "split_hash", "error",
+                 "config_hash"):
+        runs[name] = _tag(runs, name)
+    runs["head"] = _tag(runs, "head", "linear")
+    runs["pretrained"] = _tag(runs, "pretrained", "none")
+    runs["threads"] = _tag(runs, "threads").fillna(runs.get("params.threads", pd.Series(index=runs.index)))
+    runs["variant"] = _tag(runs, "variant", "")
+    runs["base"] = _tag(runs, "base").fillna(runs["label"])
+    runs = runs.sort_values("start_time")
+    place = [*KEY[:-1], "label"]
+    latest_config = runs.groupby(place)["config_hash"].transform("last")
+    runs = runs[runs["config_hash"].fillna("") == latest_config.fillna("")]
+    threads_per_board = runs.groupby(list(KEY[:-1]))["threads"].transform("nunique")
+    runs["board_threads"] = np.where(threads_per_board > 1, runs["threads"].fillna("?"), "")
+    runs = runs.drop_duplicates([*KEY, "label", "seed"], keep="last")
     return runs.rename(columns=lambda c: c[len("metrics."):] if c.startswith("metrics.") else c)
 
 
+METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
+           "time_ratio", "nomus")
+
+
 def summarise(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per row label: means (and NoMUS interval) over seeds of the finished cells, ranked by NoMUS."""
+    """Per row label: means (and intervals) over seeds of the finished cells and the per-seed NoMUS, ranked by
+    NoMUS."""
     done = cells[cells["status"] == "FINISHED"]
     rows = []
     for label, group in done.groupby("label"):
-        row = {"label": label, "method": group["method"].iloc[0], "seeds": len(group)}
-        for metric in ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc",
-                       "unlearn_seconds", "time_ratio", "nomus"):
+        row = {"label": label, "method": group["method"].iloc[0], "seeds": len(group),
+               "base": group["base"].iloc[0] if "base" in group else label,
+               "variant": group["variant"].iloc[0] if "variant" in group else "",
+               "per_seed": dict(zip(group["seed"].astype(int), group["nomus"].astype(float)))}
+        for metric in METRICS:
             row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -54,31 +82,49 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         return table
     retrain = table.loc[table["label"] == "retrain"]
     base_nomus = retrain["nomus"].iloc[0] if len(retrain) else math.nan
-    base_acc = retrain["test_acc"].iloc[0] if len(retrain) else math.nan
     table["delta_nomus"] = table["nomus"] - base_nomus
-    table["acc_gap"] = (table["test_acc"] - base_acc).abs()
     return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
-def tied_with_leader(nomus: list[float], halves: list[float]) -> list[bool]:
-    """For rows ranked by NoMUS (leader first): does the row's 95 % interval overlap the leader's? The leader is tied
-    when another row is. A row without an interval (one seed) ties nothing."""
-    if not len(nomus):
+def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
+    """For rows ranked by NoMUS (leader first), each a {seed: NoMUS} map: is the row not separated from the leader?
+
+    Seeds are paired (the same split and the same Original for every method), so the test is a paired one: the
+    95 % Student-t interval of the leader-minus-row NoMUS differences over their common seeds contains 0. Fewer than
+    two common seeds decide nothing (no tie). The leader is tied when another row is."""
+    if not per_seed:
         return []
-    lead, lead_half = nomus[0], halves[0]
-    overlaps = [i > 0 and math.isfinite(lead_half) and math.isfinite(half) and abs(mean - lead) <= half + lead_half
-                for i, (mean, half) in enumerate(zip(nomus, halves))]
-    return [any(overlaps)] + overlaps[1:]
+    lead = per_seed[0]
+    ties = []
+    for row in per_seed[1:]:
+        common = sorted(set(lead) & set(row))
+        differences = np.array([lead[s] - row[s] for s in common], float)
+        if len(differences) < 2:
+            ties.append(False)
+            continue
+        spread = differences.std(ddof=1)
+        if spread < 1e-12:
+            ties.append(bool(np.all(np.abs(differences) < 1e-12)))
+            continue
+        half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
+        ties.append(bool(abs(differences.mean()) <= half))
+    return [any(ties)] + ties
 
 
-def rank_labels(nomus: list[float], halves: list[float]) -> list[str]:
-    """`1=` for the leader and every row tied with it, the position otherwise."""
-    return ["1=" if tied else str(rank)
-            for rank, tied in enumerate(tied_with_leader(nomus, halves), start=1)]
+def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
+    """`1=` for the leader and the rows after it up to the first one the paired test separates from it; every row
+    from there on gets its position. Labels never go back to `1=` below a numbered row."""
+    labels, separated = [], False
+    for position, tied in enumerate(tied_with_leader(per_seed), start=1):
+        separated = separated or (position > 1 and not tied)
+        labels.append("1=" if tied and not separated else str(position))
+    return labels
 
 
-TIE_NOTE = ("1= marks the leader and every row whose NoMUS interval overlaps the leader's: these seeds do not "
-            "separate them (with one seed there is no interval, so no tie is marked).")
+TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
+            "separates from it: per seed, the leader's NoMUS minus the row's (same split, same Original), 95 % "
+            "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
+            "their position. With fewer than two common seeds nothing is separated or tied, and no 1= is marked.")
 
 
 def _fmt(value: float, half: float = math.nan, digits: int = 3) -> str:
@@ -88,51 +134,72 @@ def _fmt(value: float, half: float = math.nan, digits: int = 3) -> str:
     return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
 
 
-def is_variant(label: str) -> bool:
-    return "[" in label
+def _cell(text: object) -> object:
+    """A table cell GitHub renders as one cell: its pipes escaped."""
+    return text.replace("|", "\\|") if isinstance(text, str) else text
 
 
-def render_ablation(table: pd.DataFrame, method: str) -> str:
-    """The paper's Table 3 shape: the full method and each variant with one component changed."""
-    rows = table[(table["label"] == method) | table["label"].str.startswith(f"{method}[")]
+def table(body: list[list], headers: list[str]) -> str:
+    return tabulate([[_cell(c) for c in row] for row in body], [_cell(h) for h in headers], tablefmt="github",
+                    disable_numparse=True)
+
+
+def render_ablation(summary: pd.DataFrame, base: str) -> str:
+    """The paper's Table 3 shape: the full configuration and each variant with one component changed."""
+    rows = summary[summary["base"] == base].sort_values("variant", key=lambda v: v != "", kind="stable")
     body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci),
              _fmt(row.unlearn_seconds, digits=1), row.seeds] for row in rows.itertuples()]
-    return tabulate(body, ["variant", "test acc", "FS (2·|MIA−0.5|)", "NoMUS", "unlearn s", "seeds"],
-                    tablefmt="github")
+    return table(body, ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"])
 
 
-def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
-    task, backbone, preset = key
+def full_key(key: tuple) -> tuple:
+    """A board key with the defaults filled in (a 3-tuple task, backbone, preset is the default head, no pretrained
+    weights, one thread count)."""
+    return (*key, *("linear", "none", "")[len(key) - 3:]) if len(key) < len(KEY) else tuple(key)
+
+
+def board_title(key: tuple) -> str:
+    task, backbone, preset, head, pretrained, threads = full_key(key)
+    notes = [f"preset {preset}"] if preset != "default" else []
+    notes += [f"{head} head"] if head != "linear" else []
+    notes += [f"pretrained {pretrained}"] if pretrained != "none" else []
+    notes += [f"{threads} torch threads"] if threads else []
+    return f"{task} × {backbone}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def render_board(key: tuple, cells: pd.DataFrame) -> str:
     full = summarise(cells)
-    table = full[~full["label"].map(is_variant)] if len(full) else full
-    headers = ["#", "method", "test acc", "forget acc", "MIA", "FS (2·|MIA−0.5|)", "NoMUS",
-               "Δ NoMUS vs retrain", "MIA log-loss", "MIA AUC", "unlearn s", "× retrain", "seeds"]
+    main = full[full["variant"] == ""] if len(full) else full
+    headers = ["#", "method", "test acc", "forget acc", "MIA", "FS", "NoMUS", "Δ NoMUS vs retrain", "MIA log-loss",
+               "MIA AUC", "unlearn s", "× retrain", "seeds"]
     body = []
-    ranks = rank_labels(list(table["nomus"]), list(table["nomus_ci"])) if len(table) else []
-    for rank, row in zip(ranks, table.itertuples()):
+    ranks = rank_labels(list(main["per_seed"])) if len(main) else []
+    for rank, row in zip(ranks, main.itertuples()):
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
         body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc), _fmt(row.mia),
-                     _fmt(row.fs, row.fs_ci),
-                     _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, digits=3), _fmt(row.mia_logloss),
-                     _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1), _fmt(row.time_ratio, digits=3),
-                     row.seeds])
+                     _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus), _fmt(row.mia_logloss),
+                     _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1), _fmt(row.time_ratio), row.seeds])
     commands = sorted({c for c in cells["command"].dropna() if c})
     hashes = sorted({h[:12] for h in cells["split_hash"].dropna()})
     seeds = sorted({int(s) for s in cells.loc[cells["status"] == "FINISHED", "seed"].dropna()})
-    lines = [f"# Leaderboard: {task} × {backbone}" + ("" if preset == "default" else f" (preset {preset})"), "",
+    threads = sorted({str(t) for t in cells["threads"].dropna()}) if "threads" in cells else []
+    lines = [f"# Leaderboard: {board_title(key)}", "",
              "Produced by:", "", *[f"    {c}" for c in commands], "",
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
-             f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}.", "",
-             tabulate(body, headers, tablefmt="github"), "",
+             f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
+             f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
+             table(body, headers), "",
              "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "
-             "FS = 2·|MIA − 0.5| is the paper's scale (the MUFAC notebooks print half of it). "
-             "MIA: logistic regression on per-sample losses, forget (members) vs test (non-members), 10-fold "
-             "stratified shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
-             "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. " + TIE_NOTE]
-    ablated = sorted({label.split("[")[0] for label in full.get("label", []) if is_variant(label)})
-    for method in ablated:
-        lines += ["", f"## Ablation: {method}", "", render_ablation(full, method)]
+             "FS is the forgetting score 2·(MIA − 0.5) in absolute value, the paper's scale (the MUFAC notebooks "
+             "print half of it). MIA: logistic regression on per-sample losses, forget (members) vs test (non-members; "
+             "the task's separate unseen set where it has one), balanced by a seeded shuffle, 10-fold stratified "
+             "shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
+             "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. "
+             "A row is one method with one configuration: --set overrides and ablation variants show in its name. "
+             + TIE_NOTE]
+    for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
+        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     failed = cells[cells["status"] == "FAILED"]
     if len(failed):
         lines += ["", "Failed or refused cells:", ""]
@@ -140,20 +207,24 @@ def render_board(key: tuple[str, str, str], cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def board_name(key: tuple[str, str, str]) -> str:
-    task, backbone, preset = key
-    return f"{task}-{backbone}" + ("" if preset == "default" else f"-{preset}") + ".md"
+def board_name(key: tuple) -> str:
+    task, backbone, preset, head, pretrained, threads = full_key(key)
+    return (f"{task}-{backbone}" + ("" if preset == "default" else f"-{preset}")
+            + ("" if head == "linear" else f"-head-{head}")
+            + ("" if pretrained == "none" else f"-pretrained-{pretrained[:8]}")
+            + (f"-threads-{threads}" if threads else "") + ".md")
 
 
-def render_all(tracking_uri: str, out_dir: Path, only: list[tuple[str, str, str]] | None = None) -> dict:
-    """Write one markdown board per key into `out_dir`; return {key: (path, text)}."""
+def render_all(tracking_uri: str, out_dir: Path, only: list[tuple] | None = None) -> dict:
+    """Write one markdown board per key into `out_dir` (with `only`, the boards whose key starts with one of those
+    tuples); return {key: (path, text)}."""
     cells = latest_cells(tracking_uri)
     written = {}
     if cells.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     for key, group in cells.groupby(list(KEY)):
-        if only is not None and key not in only:
+        if only is not None and not any(key[:len(prefix)] == tuple(prefix) for prefix in only):
             continue
         text = render_board(key, group)
         path = out_dir / board_name(key)

@@ -23,11 +23,12 @@ from torch import nn
 
 from mubench.api import METHODS, UnlearnContext, UnlearnData, Unlearner
 from mubench.backbones import Classifier, make_head
+from mubench.cell import make_monitor
 from mubench.config import build_config, config_from_params, param_text
 from mubench.data import Preprocess, Split, Splits
 from mubench.errors import MubenchError
-from mubench.harness import make_monitor, seed_everything
 from mubench.losses import TaskKind
+from mubench.references import seed_everything
 from mubench.training import Recipe, train_reference
 
 TOY_SIZES = {"retain": 96, "forget": 32, "val": 32, "test": 32}
@@ -250,7 +251,9 @@ def check_task_kinds(method) -> None:
 
 
 def _check_refused(cls, cell: ToyCell) -> None:
-    from mubench.harness import MethodSpec, References, RunPlan, run_cell
+    from mubench.cell import run_cell
+    from mubench.plan import MethodSpec, RunPlan
+    from mubench.references import References
     with tempfile.TemporaryDirectory() as tmp:
         plan = RunPlan([], [], [], [cell.seed], Path(tmp), "", Path(tmp), quiet=True)
         record = {"train_seconds": 1.0, "key": "toy"}

@@ -1,8 +1,10 @@
 """MLflow: one parent run per `mubench run`, one child run per cell; the store the leaderboard reads."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,6 +42,65 @@ def open_experiment(tracking_uri: str, artifact_root: Path | None = None, name: 
         location = Path(artifact_root).resolve().as_uri() if artifact_root and tracking_uri.startswith("sqlite") else None
         client.create_experiment(name, artifact_location=location)
     return mlflow.set_experiment(name).experiment_id
+
+
+def open_store(tracking_uri: str, out: Path) -> str:
+    """Open (and on first use create) the store, one process at a time: MLflow's schema migration of a fresh SQLite
+    file fails when two processes run it at once. Later writes are safe; MLflow waits on SQLite's own lock."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return open_experiment(tracking_uri, Path(out) / "mlartifacts")
+    db = Path(tracking_uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return open_experiment(tracking_uri, Path(out) / "mlartifacts")
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def process_start(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, from /proc), so a reused pid is not taken for the
+    process that wrote a run; "" where /proc is not available."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_tags() -> dict[str, str]:
+    """Which process writes a run: a later `mubench run` marks the run KILLED once that process is gone."""
+    pid = os.getpid()
+    return {f"{TAG}host": socket.gethostname(), f"{TAG}pid": str(pid), f"{TAG}pid_start": process_start(pid)}
+
+
+def process_alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not started or process_start(pid) in ("", started)
+
+
+def mark_dead_runs_killed(tracking_uri: str, experiment_id: str) -> list[str]:
+    """End as KILLED every RUNNING run written on this host by a process that is gone (a grid killed with SIGKILL,
+    a crashed machine); return their names. Runs of other hosts are left alone: their processes cannot be seen."""
+    client = MlflowClient(tracking_uri)
+    host = socket.gethostname()
+    killed = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=50000):
+        tags = run.data.tags
+        if tags.get(f"{TAG}host") != host or not tags.get(f"{TAG}pid", "").isdigit():
+            continue
+        if process_alive(int(tags[f"{TAG}pid"]), tags.get(f"{TAG}pid_start", "")):
+            continue
+        client.set_tag(run.info.run_id, f"{TAG}error", f"process {tags[f'{TAG}pid']} on {host} ended while the "
+                                                       f"run was RUNNING (killed or crashed)")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        killed.append(run.info.run_name or run.info.run_id)
+    return killed
 
 
 def git_sha() -> str:

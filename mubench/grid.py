@@ -1,0 +1,61 @@
+"""The grid: every method × task × backbone × seed cell not yet FINISHED in the store, handed to an executor."""
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import torch
+
+from mubench.executors import make_executor
+from mubench.identity import cell_key, pretrained_digest
+from mubench.plan import CellJob, RunPlan, RunSummary
+from mubench.references import load_task
+from mubench.tracking import (TAG, finished_cell_keys, mark_dead_runs_killed, open_store, process_tags,
+                              provenance_tags)
+
+log = logging.getLogger(__name__)
+
+
+def cell_threads(plan: RunPlan) -> int:
+    """The torch threads each cell will run on (CPU results depend on it, so it is part of a cell's key)."""
+    return plan.threads or (1 if plan.executor == "ray" else torch.get_num_threads())
+
+
+def run(plan: RunPlan) -> RunSummary:
+    executor = make_executor(plan.executor, plan.ray_address)
+    # Every data root is validated before a run is opened: bad data leaves nothing in the store.
+    tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
+    experiment_id = open_store(plan.tracking_uri, plan.out)
+    killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
+    if killed:
+        log.warning("marked %d run(s) KILLED whose process is gone: %s", len(killed), ", ".join(killed[:5]) +
+                    (f" and {len(killed) - 5} more" if len(killed) > 5 else ""))
+    done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
+    parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
+                   f"{TAG}executor": plan.executor, **provenance_tags(), **process_tags()}
+    with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
+        summary = RunSummary(parent.info.run_id, killed=len(killed))
+        jobs = grid_jobs(plan, tasks, done, summary)
+        executor.run(plan, jobs, tasks, summary)
+        if summary.failures:
+            mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
+            mlflow.end_run(status="FAILED")
+    return summary
+
+
+def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -> list[CellJob]:
+    """Every cell not FINISHED in the store, grouped by task, backbone and seed in the grid's order."""
+    jobs = []
+    threads = cell_threads(plan)
+    for task_name, (splits, recipe) in tasks.items():
+        for backbone in plan.backbones:
+            summary.boards.append((task_name, backbone, plan.preset, plan.head,
+                                   (pretrained_digest(plan.pretrained) or "none")[:12]))
+            for seed in plan.seeds:
+                for spec in plan.methods:
+                    key = cell_key(plan, spec, splits, recipe, backbone, seed, threads)
+                    if key in done:
+                        summary.skipped += 1
+                    else:
+                        jobs.append(CellJob(spec, key, task_name, backbone, seed))
+    return jobs

@@ -1,0 +1,75 @@
+"""The Original (trained on retain ∪ forget) and Retrain (retain only) references of a task × backbone × seed,
+from the content-addressed cache or trained with the task's recipe."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mubench.backbones import build_backbone
+from mubench.cache import ModelCache
+from mubench.data import Split, Splits
+from mubench.identity import reference_fields
+from mubench.plan import RunPlan, RunSummary
+from mubench.tasks import SMOKE_CAPS, TASKS, Task
+from mubench.training import Recipe, train_reference
+
+REFERENCE_ROLES = ("original", "retrain")
+
+
+@dataclass
+class References:
+    original: nn.Module
+    retrained: nn.Module
+    original_record: dict
+    retrain_record: dict
+
+
+def load_task(name: str, preset: str, data_root: Path | None) -> tuple[Task, Splits, Recipe]:
+    task = TASKS.get(name)()
+    splits = task.load(data_root)
+    recipe = task.recipe
+    if preset == "smoke":
+        splits, recipe = splits.shrunk(SMOKE_CAPS), recipe.smoke()
+    return task, splits, recipe
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def progress_bar(iterable, desc, total=None):
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, role: str,
+                         summary: RunSummary) -> tuple[nn.Module, dict]:
+    """One reference from the cache, or trained and cached (a process waiting on another's training loads it)."""
+    if role == "original":
+        data = Split(torch.cat([splits.retain.images, splits.forget.images]),
+                     torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+    else:
+        data = splits.retain
+    seed_everything(seed)
+    model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
+    progress = None if plan.quiet else progress_bar
+    record, hit = ModelCache(plan.cache_dir).get_or_train(
+        reference_fields(plan, splits, recipe, backbone, seed, role), model, lambda m: train_reference(
+            m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
+    summary.cache_hits += hit
+    summary.cache_misses += not hit
+    return model.to(plan.device).eval(), record
+
+
+def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int,
+                     summary: RunSummary) -> References:
+    (original, original_record), (retrained, retrain_record) = (
+        train_reference_role(plan, splits, recipe, backbone, seed, role, summary) for role in REFERENCE_ROLES)
+    return References(original, retrained, original_record, retrain_record)
