@@ -1,51 +1,65 @@
-"""Bad Teaching (Chundawat et al. 2023): distil a competent teacher on retain and an incompetent one on forget.
+"""Bad Teaching (Chundawat et al. 2023; official code vikram2000b/bad-teaching-unlearning): distil a competent
+teacher on retain and an incompetent one on forget.
 
-The student starts as the original model. On each sample of the unlearning set (all of forget plus a
-random retain subset) it matches, by KL at temperature T, the competent teacher (the original) where
-the sample is retained and a randomly initialised teacher where it is forgotten. Unlike the DLFD
-authors' code, which never reads the forget loader, the forget samples are in every epoch.
+The student starts as the original model. On each sample of the unlearning set (all of forget plus a random
+30 % of retain, shuffled together) it matches the competent teacher (a frozen copy of the original) where the
+sample is retained and the incompetent teacher (the same network freshly initialised, as torchvision builds it)
+where it is forgotten, by KL(teacher ‖ student) at temperature T.
+
+Defaults are the official code's: T = 1, Adam lr 1e-4 without weight decay, 1 epoch, 30 % of retain, and
+`F.kl_div` with its 'mean' reduction (the KL summed over classes, divided by batch × classes; no T² factor).
+For a multilabel task the KL is the Bernoulli KL of each attribute, averaged over attributes and batch.
+The DLFD authors' MUFAC values (T 4, Adam 1e-3, weight decay 5e-4, 2 epochs) are their variant, and their
+code never reads the forget loader; neither is copied.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.data import BatchLoader, Split
+from mubench.data import Split
 from mubench.losses import TaskKind, distill_kl, soft_predictions
+from mubench.method_tools import frozen_copy, reinitialise, retain_subset, split_loader
 from mubench.training import fit, make_optimizer
 
 
-def frozen_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).eval().requires_grad_(False)
+def bad_teaching_loss(student_logits: torch.Tensor, competent_logits: torch.Tensor,
+                      incompetent_logits: torch.Tensor, is_forget: torch.Tensor, kind: TaskKind,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """KL(teacher ‖ student) at T, each row's teacher the incompetent one if `is_forget` else the competent one;
+    reduced as `F.kl_div(reduction='mean')` (mean over batch and outputs)."""
+    flag = is_forget.float().view(-1, 1)
+    target = (flag * soft_predictions(incompetent_logits, kind, temperature)
+              + (1 - flag) * soft_predictions(competent_logits, kind, temperature))
+    per_sample = distill_kl(student_logits, target, kind, temperature)
+    if kind == TaskKind.MULTICLASS:  # distill_kl sums over classes; 'mean' divides by them too
+        per_sample = per_sample / student_logits.shape[1]
+    return per_sample.mean()
 
 
 @register_method("bad-teaching")
 class BadTeaching(Unlearner):
     @dataclass(frozen=True)
     class Config:
-        temperature: float = 4.0  # KL temperature; DLFD authors' code (Chundawat et al.'s code uses 1)
-        retain_fraction: float = 0.3  # share of retain in the unlearning set; Chundawat et al. 2023
-        epochs: int = 2  # DLFD authors' MUFAC notebook
-        lr: float = 1e-3  # Adam; DLFD authors' MUFAC notebook
-        weight_decay: float = 5e-4  # Adam; DLFD authors' MUFAC notebook
-        batch_size: int = 0  # 0: the task recipe's
+        temperature: float = 1.0  # KL temperature; official code (KL_temperature)
+        retain_fraction: float = 0.3  # share of retain in the unlearning set; official code and paper
+        epochs: int = 1  # official code
+        lr: float = 1e-4  # Adam; official code
+        weight_decay: float = 0.0  # Adam; official code uses none
+        batch_size: int = 0  # 0: the task recipe's (official code: 256)
 
     def teachers(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
-        """(competent, incompetent): a frozen copy of `model`, and one with every layer re-initialised."""
+        """(competent, incompetent): a frozen copy of `model`, and a frozen copy re-initialised throughout."""
         competent, incompetent = frozen_copy(model), frozen_copy(model)
-        for module in incompetent.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+        reinitialise(incompetent)
         return competent, incompetent
 
     def unlearning_set(self, data: UnlearnData, seed: int) -> Split:
         """All of forget and a seeded retain subset; a sample's label is 1.0 if it is to be forgotten, else 0.0."""
-        keep = torch.randperm(len(data.retain), generator=torch.Generator().manual_seed(seed))
-        retain = data.retain.subset(keep[:round(self.config.retain_fraction * len(data.retain))].sort().values)
+        retain = retain_subset(data, self.config.retain_fraction, seed)
         return Split(torch.cat([data.forget.images, retain.images]),
                      torch.cat([torch.ones(len(data.forget)), torch.zeros(len(retain))]),
                      data.forget.ids + retain.ids)
@@ -53,18 +67,15 @@ class BadTeaching(Unlearner):
     def loss(self, student: nn.Module, competent: nn.Module, incompetent: nn.Module, batch,
              kind: TaskKind) -> torch.Tensor:
         x, is_forget = batch
-        t = self.config.temperature
         with torch.no_grad():
-            flag = is_forget.view(-1, 1)
-            target = (flag * soft_predictions(incompetent(x), kind, t)
-                      + (1 - flag) * soft_predictions(competent(x), kind, t))
-        return distill_kl(student(x), target, kind, t).mean()
+            competent_logits, incompetent_logits = competent(x), incompetent(x)
+        return bad_teaching_loss(student(x), competent_logits, incompetent_logits, is_forget, kind,
+                                 self.config.temperature)
 
     def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
         cfg = self.config
         competent, incompetent = self.teachers(model)
-        batches = BatchLoader(self.unlearning_set(data, ctx.seed), data.preprocess, cfg.batch_size or data.batch_size,
-                              shuffle=True, augment=True, seed=ctx.seed, device=data.device)
+        batches = split_loader(self.unlearning_set(data, ctx.seed), data, cfg.batch_size, ctx.seed)
         optimizer = make_optimizer(model.parameters(), "adam", cfg.lr, weight_decay=cfg.weight_decay)
         fit(model, lambda epoch: batches, lambda m, b: self.loss(m, competent, incompetent, b, data.kind),
             optimizer, cfg.epochs, None, ctx.progress, "bad-teaching")

@@ -1,4 +1,9 @@
-"""Fine-tuning (Golatkar et al. 2020; Warnecke et al. 2023): keep training on retain only."""
+"""Fine-tuning (Golatkar et al. 2020; Warnecke et al. 2023): keep training on retain only.
+
+Hyperparameters are the DLFD authors' MUFAC notebook's (Choi & Na 2025), except the schedule: their
+`CosineAnnealingLR(T_max=2)` is stepped every batch, so its lr cycles with a period of four batches instead of
+annealing over the run; we keep the lr constant.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +17,10 @@ from mubench.loop import LoopConfig, LoopUnlearner
 class Finetune(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        epochs: int = 2  # DLFD authors' MUFAC notebook
-        lr: float = 1e-3  # DLFD authors' MUFAC notebook (SGD)
-        optimizer: Literal["sgd", "adam"] = "sgd"
+        epochs: int = 2  # passes over retain; DLFD authors' MUFAC notebook
+        lr: float = 1e-3  # SGD; DLFD authors' MUFAC notebook
+        optimizer: Literal["sgd", "adam"] = "sgd"  # DLFD authors' MUFAC notebook
         momentum: float = 0.9  # DLFD authors' MUFAC notebook
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
-        schedule: Literal["cosine", "constant"] = "cosine"  # DLFD authors' MUFAC notebook (CosineAnnealingLR)
+        schedule: Literal["cosine", "constant"] = "constant"  # their per-batch cosine cycles; see the docstring
+        batch_size: int = 0  # retain batch size; 0: the task recipe's

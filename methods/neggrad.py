@@ -1,4 +1,8 @@
-"""NegGrad (Golatkar et al. 2020): gradient ascent on the forget set's task loss."""
+"""NegGrad (Golatkar et al. 2020): gradient ascent on the forget set's task loss.
+
+Hyperparameters are the DLFD authors' MUFAC notebook's (Choi & Na 2025); the lr is constant over the one pass
+(their per-batch `CosineAnnealingLR(T_max=2)` cycles rather than anneals, so it is not copied).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,11 +21,11 @@ class NegGrad(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
         epochs: int = 1  # passes over forget; DLFD authors' MUFAC notebook
-        lr: float = 1e-3  # DLFD authors' MUFAC notebook (SGD)
+        lr: float = 1e-3  # SGD; DLFD authors' MUFAC notebook
         optimizer: Literal["sgd", "adam"] = "sgd"  # DLFD authors' MUFAC notebook
         momentum: float = 0.9  # DLFD authors' MUFAC notebook
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
-        schedule: Literal["cosine", "constant"] = "constant"  # spec/baselines.md gives no schedule for NegGrad
+        schedule: Literal["cosine", "constant"] = "constant"  # Golatkar et al. give none; see the docstring
         batch_size: int = 0  # forget batch size; 0: the task recipe's
 
     def batches(self, data: UnlearnData, ctx: UnlearnContext):

@@ -1,0 +1,131 @@
+"""Helpers several unlearning methods share. Methods import from here, never from each other."""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Iterable, Iterator
+
+import torch
+import torchvision
+from torch import nn
+
+from mubench.api import UnlearnData
+from mubench.data import BatchLoader, Split
+from mubench.errors import MubenchError
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` in eval mode with no gradients: a teacher that never changes."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+def endless(loader: Iterable) -> Iterator:
+    """Batches of `loader` forever, reshuffled on every pass (unlike itertools.cycle, which replays one pass)."""
+    while True:
+        yield from loader
+
+
+cycle = endless
+
+
+def retain_subset(data: UnlearnData, fraction: float, seed: int) -> Split:
+    """A seeded random `fraction` of retain (at least one sample), in retain's order."""
+    if not 0 < fraction <= 1:
+        raise MubenchError(f"retain_fraction={fraction} must be in (0, 1].")
+    keep = torch.randperm(len(data.retain), generator=torch.Generator().manual_seed(seed))
+    return data.retain.subset(keep[:max(1, round(fraction * len(data.retain)))].sort().values)
+
+
+def split_loader(split: Split, data: UnlearnData, batch_size: int, seed: int, *, augment: bool = True) -> BatchLoader:
+    """A shuffled, augmented loader over `split` (e.g. a retain subset) with the task's preprocessing and device."""
+    return BatchLoader(split, data.preprocess, batch_size or data.batch_size, shuffle=True, augment=augment,
+                       seed=seed, device=data.device)
+
+
+def last_stages(model: nn.Module, k: int, method: str) -> list[nn.Module]:
+    """The modules of the last `k` stages of `model.stages()` (k counts from the output end, head included)."""
+    if not callable(getattr(model, "stages", None)):
+        raise MubenchError(f"{method} needs a model with stages() (a mubench Classifier); "
+                           f"got a {type(model).__name__}.")
+    stages = model.stages()
+    if not 1 <= k <= len(stages):
+        names = ", ".join(name for name, _ in stages)
+        raise MubenchError(f"{method}.k={k} is out of range; this backbone has {len(stages)} stages ({names}), "
+                           f"so k must be between 1 and {len(stages)}.")
+    return [module for _, modules in stages[-k:] for module in modules]
+
+
+# --- Re-initialisation as torchvision builds each family ------------------------------------------------
+# torchvision's constructors (models/resnet.py, densenet.py, efficientnet.py) initialise their modules as below,
+# not with PyTorch's per-layer `reset_parameters()` defaults (kaiming-uniform with a = √5 for convolutions).
+
+def _resnet_init(module: nn.Module) -> bool:
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        module.reset_parameters()  # ResNet leaves its fc at PyTorch's default
+    else:
+        return False
+    return True
+
+
+def _densenet_init(module: nn.Module) -> bool:
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight)  # fan_in, as torchvision's DenseNet
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        module.reset_parameters()
+        nn.init.zeros_(module.bias)
+    else:
+        return False
+    return True
+
+
+def _efficientnet_init(module: nn.Module) -> bool:
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        bound = 1.0 / math.sqrt(module.out_features)
+        nn.init.uniform_(module.weight, -bound, bound)
+        nn.init.zeros_(module.bias)
+    else:
+        return False
+    return True
+
+
+def init_rule(model: nn.Module):
+    """The torchvision initialiser for `model`'s family (its `body`, for a mubench Classifier); ResNet's otherwise."""
+    body = getattr(model, "body", model)
+    if isinstance(body, torchvision.models.DenseNet):
+        return _densenet_init
+    if isinstance(body, torchvision.models.EfficientNet):
+        return _efficientnet_init
+    return _resnet_init
+
+
+@torch.no_grad()
+def reinitialise(model: nn.Module, modules: Iterable[nn.Module] | None = None) -> None:
+    """Re-initialise `modules` (default: all of `model`) in place as torchvision builds `model`'s family.
+
+    Convolutions: kaiming-normal (fan_out for ResNet / EfficientNet, fan_in for DenseNet); normalisation layers:
+    weight 1, bias 0, running statistics reset; Linear: as the family's constructor does. Any other module
+    with parameters falls back to its own `reset_parameters()`.
+    """
+    rule = init_rule(model)
+    for root in (model,) if modules is None else modules:
+        for module in root.modules():
+            if rule(module):
+                continue
+            if isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm)):
+                if module.weight is not None:
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+                if getattr(module, "track_running_stats", False):
+                    module.reset_running_stats()
+            elif callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
