@@ -350,7 +350,7 @@ def test_unsir_noise_is_error_maximising():
     assert torch.equal(unsir.initial_noise(tuple(x.shape), seed=0), start)  # learning leaves its start alone
 
 
-def check_unsir_noise_step():
+def check_unsir_noise_step(cell=None):
     """One Adam step of the noise follows the official objective −CE(f(n), y) + λ·mean_b Σ_CHW n².
 
     f(n) = (c·n₀, 0) on a 1×1×2×2 noise of ones with y = 1. Adam's first step moves each element by lr against
@@ -368,7 +368,7 @@ def check_unsir_noise_step():
 
 
 def test_unsir_noise_objective_by_hand():
-    check_unsir_noise_step()
+    check_unsir_noise_step(toy_cell())
 
 
 def check_unsir(cell):
