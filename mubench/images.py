@@ -239,18 +239,23 @@ def read_rule_manifest(task: str) -> tuple[dict, str]:
     """A committed rule manifest (mufac, rafdb, mucac) and its SHA-256, verified against the recorded hash; its
     roles are the four and, where the protocol has one, `unseen`."""
     from mubench import tasks  # at call time: tests point tasks.manifest_path elsewhere
-    path = tasks.manifest_path(task)
+    return _checked_manifest(tasks.manifest_path(task), "restore the committed file.", OPTIONAL_ROLES)
+
+
+def _checked_manifest(path: Path, advice: str, optional: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """A manifest and its SHA-256, verified against its .sha256 sidecar; its roles must be the four (and may include
+    `optional` ones)."""
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    recorded = path.with_suffix(".json.sha256").read_text().split()[0]
+    sidecar = path.with_suffix(".json.sha256")
+    recorded = sidecar.read_text().split()[0] if sidecar.is_file() else ""
     if digest != recorded:
-        raise MubenchError(f"split manifest {str(path)!r} has SHA-256 {digest[:12]}…, but {recorded[:12]}… is "
-                           f"recorded; restore the committed file.")
+        raise MubenchError(f"split manifest {str(path)!r} does not match its SHA-256 in {str(sidecar)!r}; {advice}")
     payload = json.loads(data)
     roles = set(payload.get("roles", {}))
-    if not set(ROLES) <= roles or not roles <= set(ROLES + OPTIONAL_ROLES):
-        raise MubenchError(f"split manifest {str(path)!r} has roles {sorted(roles)}; expected {list(ROLES)} and "
-                           f"optionally {list(OPTIONAL_ROLES)}.")
+    if not set(ROLES) <= roles <= set(ROLES + optional):
+        raise MubenchError(f"split manifest {str(path)!r} has roles {sorted(roles)}; expected {list(ROLES)}"
+                           + (f" and optionally {list(optional)}." if optional else "."))
     return payload, digest
 
 
@@ -265,15 +270,4 @@ def write_rule_manifest(path: Path, payload: dict) -> str:
 
 def read_local_manifest(path: Path) -> tuple[dict, str]:
     """A manifest written beside the decode cache (imagefolder), verified against its .sha256 sidecar."""
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    sidecar = path.with_suffix(".json.sha256")
-    recorded = sidecar.read_text().split()[0] if sidecar.is_file() else ""
-    if digest != recorded:
-        raise MubenchError(f"split manifest {str(path)!r} does not match its SHA-256 in {str(sidecar)!r}; delete "
-                           f"both files to write a new split.")
-    payload = json.loads(data)
-    if set(payload.get("roles", {})) != set(ROLES):
-        raise MubenchError(f"split manifest {str(path)!r} has roles {sorted(payload.get('roles', {}))}; "
-                           f"expected {list(ROLES)}.")
-    return payload, digest
+    return _checked_manifest(path, "delete both files to write a new split.")
