@@ -112,13 +112,13 @@ def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
 
 
 def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
-    """`1=` for the leader and the rows after it up to the first one the paired test separates from it; every row
-    from there on gets its position. Labels never go back to `1=` below a numbered row."""
-    labels, separated = [], False
-    for position, tied in enumerate(tied_with_leader(per_seed), start=1):
-        separated = separated or (position > 1 and not tied)
-        labels.append("1=" if tied and not separated else str(position))
-    return labels
+    """`1=` for the rows after the leader up to the first one the paired test separates from it, and for the leader
+    when there is at least one such row; every row from the first separated one on gets its position, so labels
+    never go back to `1=` below a numbered row."""
+    ties = tied_with_leader(per_seed)[1:]
+    prefix = next((i for i, tied in enumerate(ties) if not tied), len(ties))
+    return [("1=" if prefix else "1")] * bool(per_seed) + [
+        "1=" if i < prefix else str(i + 2) for i in range(len(ties))]
 
 
 TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from mubench.cli import main
 
-SMOKE_METHODS = "original,retrain,finetune"
+SMOKE_METHODS = "finetune"  # the Original and Retrain rows come with every run
 
 
 def invoke(*args: str):

@@ -11,12 +11,12 @@ def _rows(board: str) -> dict[str, list[str]]:
     rows = {}
     for line in board.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) > 5 and cells[0].isdigit():
+        if len(cells) > 5 and cells[0].rstrip("=").isdigit():
             rows[cells[1]] = cells
     return rows
 
 
-def test_smoke_run_writes_a_leaderboard_with_three_finite_rows(smoke_run):
+def test_a_run_of_one_method_boards_it_with_the_original_and_retrain_rows(smoke_run):
     out, result = smoke_run
     board = (out / "leaderboards" / "digits-resnet18-smoke.md").read_text()
     rows = _rows(board)
@@ -25,7 +25,7 @@ def test_smoke_run_writes_a_leaderboard_with_three_finite_rows(smoke_run):
         test_acc, fs, nomus = float(cells[2]), float(cells[5]), float(cells[6].split()[0])
         assert all(math.isfinite(v) for v in (test_acc, fs, nomus))
         assert nomus == pytest.approx(0.5 * (test_acc + 1 - fs), abs=2e-3)
-    assert re.search(r"mubench run --methods original,retrain,finetune --out \S+ --preset smoke --quiet", board)
+    assert re.search(r"mubench run --methods finetune --out \S+ --preset smoke --quiet", board)
 
 
 def test_mlflow_store_holds_parent_and_child_runs(smoke_run):
@@ -63,15 +63,17 @@ def test_run_echoes_the_leaderboard(tmp_path, smoke_run, cli):
     assert "# Leaderboard: digits × resnet18" in result.stdout
 
 
-def test_rerun_skips_finished_cells_and_a_changed_config_runs_again(smoke_run, cli, tmp_path):
+def test_rerun_skips_finished_cells_and_a_changed_config_runs_again_in_a_row_of_its_own(smoke_run, cli, tmp_path):
     out = _copy_of(smoke_run, tmp_path)
     result = cli("run", "--preset", "smoke", "--methods", "original,retrain,finetune", "--out", str(out), "--quiet")
     assert result.exit_code == 0
     assert "0 cells run, 3 already finished" in result.stderr
     assert "references from cache: 0, trained: 0" in result.stderr
-    result = cli("run", "--preset", "smoke", "--methods", "finetune", "--set", "finetune.epochs=1", "--out", str(out),
+    result = cli("run", "--preset", "smoke", "--methods", "finetune", "--set", "finetune.lr=0.01", "--out", str(out),
                  "--quiet")
-    assert "1 cells run, 0 already finished" in result.stderr
+    assert "1 cells run, 2 already finished" in result.stderr
+    board = _rows((out / "leaderboards" / "digits-resnet18-smoke.md").read_text())
+    assert set(board) == {"original (reference)", "retrain (reference)", "finetune", "finetune[lr=0.01]"}
 
 
 def test_ls_lists_builtins(cli):

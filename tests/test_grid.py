@@ -1,6 +1,7 @@
 """The grid at scale: executors, resuming after a kill, concurrent writers, failing cells, ties on the board."""
 import math
 import os
+import statistics
 import signal
 import sqlite3
 import subprocess
@@ -68,20 +69,35 @@ def cell_statuses(db: Path) -> list[tuple[str, str]]:
 
 # Ties -----------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("nomus, halves, expected", [
-    ([0.80, 0.78, 0.60], [0.02, 0.01, 0.01], ["1=", "1=", "3"]),  # 0.02 apart, intervals reach 0.03
-    ([0.75, 0.50], [0.125, 0.125], ["1=", "1="]),  # intervals that just touch overlap
-    ([0.75, 0.50], [0.125, 0.0625], ["1", "2"]),  # a gap of 0.0625 between them
-    ([0.90, 0.50], [math.nan, math.nan], ["1", "2"]),  # one seed: no interval, no tie
-    ([0.90, 0.90], [math.nan, math.nan], ["1", "2"]),  # even at equal means
-    ([0.80, 0.70, 0.65], [0.05, 0.01, 0.20], ["1=", "2", "1="]),  # a wide interval far down still overlaps
-    ([0.80, 0.79], [math.nan, 0.05], ["1", "2"]),  # the leader has no interval
-    ([0.80], [0.05], ["1"]),
-    ([], [], []),
+LEAD = {0: 0.80, 1: 0.82, 2: 0.78}
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # differences .01, .05, -.03: mean .01, sd .04, t(2) half-width 4.303·.04/√3 = .099 → tied; c: mean .3, sd .01
+    ([LEAD, {0: 0.79, 1: 0.77, 2: 0.81}, {0: 0.50, 1: 0.51, 2: 0.49}], ["1=", "1=", "3"]),
+    # a constant offset of .01 on every seed separates, although the unpaired intervals overlap widely
+    ([{0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.89, 1: 0.79, 2: 0.69}], ["1", "2"]),
+    ([LEAD, dict(LEAD)], ["1=", "1="]),  # identical on every seed
+    # c is not separated (differences -.1, .3, .2) but stands below the separated b: monotone labels
+    ([{0: 0.8, 1: 0.8, 2: 0.8}, {0: 0.7, 1: 0.71, 2: 0.69}, {0: 0.9, 1: 0.5, 2: 0.6}], ["1", "2", "3"]),
+    ([{0: 0.9}, {0: 0.5}], ["1", "2"]),  # one seed decides nothing
+    ([{0: 0.9}, {0: 0.9}], ["1", "2"]),  # even at equal values
+    ([{0: 0.8, 1: 0.8}, {2: 0.7, 3: 0.7}], ["1", "2"]),  # no common seed
+    ([LEAD], ["1"]),
+    ([], []),
 ])
-def test_tie_known_answers(nomus, halves, expected):
-    assert rank_labels(nomus, halves) == expected
-    assert tied_with_leader(nomus, halves) == [label == "1=" for label in expected]
+def test_tie_known_answers(rows, expected):
+    assert rank_labels(rows) == expected
+
+
+def test_tie_rule_is_the_paired_t_interval():
+    lead, row = {0: 0.80, 1: 0.82, 2: 0.78, 3: 0.81}, {0: 0.76, 1: 0.79, 2: 0.75, 3: 0.78}
+    differences = [0.04, 0.03, 0.03, 0.03]
+    half = 3.182446305284263 * statistics.stdev(differences) / 2  # t(0.975, 3) · sd / √4
+    assert tied_with_leader([lead, row]) == [False, False]
+    assert abs(statistics.mean(differences)) > half  # separated: the interval excludes 0
+    wide = {0: 0.75, 1: 0.90, 2: 0.77, 3: 0.74}  # differences .05, -.08, .01, .07: the interval holds 0
+    assert tied_with_leader([lead, wide]) == [True, True]
 
 
 def test_board_marks_ties_and_explains_them():
@@ -89,7 +105,8 @@ def test_board_marks_ties_and_explains_them():
     for label, values in {"a": (0.80, 0.82, 0.78), "b": (0.79, 0.77, 0.81), "c": (0.50, 0.51, 0.49)}.items():
         for seed, nomus in enumerate(values):
             rows.append({"status": "FINISHED", "label": label, "method": label, "seed": str(seed), "command": "",
-                         "split_hash": "0" * 64, "error": None, "nomus": nomus, "test_acc": nomus, "fs": 0.0})
+                         "split_hash": "0" * 64, "error": None, "nomus": nomus, "test_acc": nomus, "fs": 0.0,
+                         "base": label, "variant": "", "threads": "1"})
     board = render_board(("digits", "resnet18", "smoke"), pd.DataFrame(rows))
     ranks = {line.split("|")[2].strip(): line.split("|")[1].strip() for line in board.splitlines()
              if line.startswith("|") and line.split("|")[2].strip() in "abc"}

@@ -1,0 +1,87 @@
+"""A finished cell is reused only when the code that made it is the code that would run now."""
+import importlib
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mubench import identity
+
+
+@pytest.fixture
+def fresh_versions():
+    identity.code_version.cache_clear()
+    yield
+    identity.code_version.cache_clear()
+
+
+def write_package(root: Path, c_body: str = "VALUE = 1\n") -> None:
+    package = root / "keytestpkg"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("import json\n\ndef run():\n    from keytestpkg import b  # lazy\n    return b\n")
+    (package / "b.py").write_text("from .c import VALUE\nimport numpy\n")
+    (package / "c.py").write_text(c_body)
+    (package / "unused.py").write_text("X = 0\n")
+    importlib.invalidate_caches()
+
+
+def test_the_closure_follows_lazy_and_relative_imports_and_stops_at_other_packages(tmp_path, monkeypatch,
+                                                                                    fresh_versions):
+    write_package(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    closure = identity.source_closure(("keytestpkg.a",), ("keytestpkg",))
+    assert set(closure) == {"keytestpkg", "keytestpkg.a", "keytestpkg.b", "keytestpkg.c"}
+    before = identity.code_version(("keytestpkg.a",))
+    write_package(tmp_path, c_body="VALUE = 2\n")
+    identity.code_version.cache_clear()
+    assert identity.code_version(("keytestpkg.a",)) != before
+    (tmp_path / "keytestpkg" / "unused.py").write_text("X = 1\n")
+    after = identity.code_version(("keytestpkg.a",))
+    identity.code_version.cache_clear()
+    assert identity.code_version(("keytestpkg.a",)) == after  # a module nothing imports changes nothing
+    sys.modules.pop("keytestpkg", None)
+
+
+def test_a_cell_covers_the_harness_and_the_helpers_its_method_imports():
+    closure = identity.source_closure((identity.CELL_ENTRY, identity.REFERENCE_ENTRY,
+                                       identity.method_module("eu-k"), identity.task_module("digits")), ("mubench",))
+    for executed in ("mubench.loop", "mubench.training", "mubench.metrics", "mubench.data", "mubench.backbones",
+                     "mubench.methods.eu_k", "mubench.datasets.digits", "mubench.losses"):
+        assert executed in closure
+    for not_executed in ("mubench.leaderboard", "mubench.cli", "mubench.report", "mubench.methods.scrub"):
+        assert not_executed not in closure
+
+
+def test_the_libraries_versions_are_part_of_the_key(monkeypatch, fresh_versions):
+    entries = (identity.CELL_ENTRY,)
+    before = identity.code_version(entries)
+    monkeypatch.setattr(identity, "library_versions", lambda: {"torch": "0.0-other"})
+    identity.code_version.cache_clear()
+    assert identity.code_version(entries) != before
+
+
+def edited(module: str):
+    """identity.module_source as if `module`'s file had been edited."""
+    real = identity.module_source
+
+    def source(name):
+        text = real(name)
+        return text + b"\n# edited\n" if name == module else text
+    return source
+
+
+def test_a_harness_edit_reruns_the_cells_that_execute_it_and_skips_the_rest(smoke_run, tmp_path, cli, monkeypatch,
+                                                                            fresh_versions):
+    out = Path(shutil.copytree(smoke_run[0], tmp_path / "copy"))
+    command = ("run", "--preset", "smoke", "--methods", "finetune", "--out", str(out), "--quiet", "--no-plots")
+    assert "0 cells run, 3 already finished" in cli(*command).stderr
+    monkeypatch.setattr(identity, "module_source", edited("mubench.loop"))  # finetune's loop, not the references'
+    identity.code_version.cache_clear()
+    result = cli(*command)
+    assert "1 cells run, 2 already finished" in result.stderr
+    assert "references from cache: 2, trained: 0" in result.stderr
+    monkeypatch.setattr(identity, "module_source", edited("mubench.metrics"))  # every cell scores with it
+    identity.code_version.cache_clear()
+    assert "3 cells run, 0 already finished" in cli(*command).stderr
