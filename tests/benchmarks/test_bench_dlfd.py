@@ -12,8 +12,9 @@ import torch
 import mubench.methods.dlfd as dlfd_module
 
 from mubench.backbones import build_backbone
-from mubench.harness import load_task, make_monitor
+from mubench.cell import make_monitor
 from mubench.losses import TaskKind
+from mubench.references import load_task
 from mubench.methods.dlfd import DLFD, ot_distance
 from mubench.training import make_optimizer
 
@@ -51,7 +52,6 @@ def batches(digits, n):
 def test_step(benchmark, digits, model, n, ot_kind, monkeypatch):
     dlfd = DLFD(DLFD.Config(ot=ot_kind))  # the default K
     (x_r, y_r), (x_f, _) = batches(digits, n)
-    bounds = tuple(t.to(DEVICE) for t in digits.preprocess.input_range())
     optimizer = make_optimizer(model.parameters(), "sgd", 1e-3)
     spent = {"ot": 0.0, "step": 0.0}
 
@@ -66,7 +66,7 @@ def test_step(benchmark, digits, model, n, ot_kind, monkeypatch):
 
     def step():
         started = time.perf_counter()
-        x = dlfd.perturb(model, x_r, y_r, x_f, 0.5, TaskKind.MULTICLASS, bounds)
+        x = dlfd.perturb(model, x_r, y_r, x_f, 0.5, TaskKind.MULTICLASS, digits.preprocess)
         dlfd.update(model, optimizer, x, y_r, TaskKind.MULTICLASS)
         sync()
         spent["step"] += time.perf_counter() - started
