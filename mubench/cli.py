@@ -128,6 +128,10 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         threads=threads)
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
+    if summary.killed:
+        more = f" and {len(summary.killed) - 5} more" if len(summary.killed) > 5 else ""
+        click.echo(f"marked {len(summary.killed)} run(s) KILLED whose process is gone: "
+                   f"{', '.join(summary.killed[:5])}{more}", err=True)
     boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)
     if not quiet:
         for path, text in boards.values():

@@ -1,8 +1,6 @@
 """The grid: every method × task × backbone × seed cell not yet FINISHED in the store, handed to an executor."""
 from __future__ import annotations
 
-import logging
-
 import mlflow
 import torch
 
@@ -12,8 +10,6 @@ from mubench.plan import CellJob, RunPlan, RunSummary
 from mubench.references import load_task
 from mubench.tracking import (TAG, finished_cell_keys, mark_dead_runs_killed, open_store, process_tags,
                               provenance_tags)
-
-log = logging.getLogger(__name__)
 
 
 def cell_threads(plan: RunPlan) -> int:
@@ -27,14 +23,11 @@ def run(plan: RunPlan) -> RunSummary:
     tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
-    if killed:
-        log.warning("marked %d run(s) KILLED whose process is gone: %s", len(killed), ", ".join(killed[:5]) +
-                    (f" and {len(killed) - 5} more" if len(killed) > 5 else ""))
     done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
     parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
                    f"{TAG}executor": plan.executor, **provenance_tags(), **process_tags()}
     with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
-        summary = RunSummary(parent.info.run_id, killed=len(killed))
+        summary = RunSummary(parent.info.run_id, killed=killed)
         jobs = grid_jobs(plan, tasks, done, summary)
         executor.run(plan, jobs, tasks, summary)
         if summary.failures:

@@ -125,7 +125,7 @@ class RunSummary:
     skipped: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
-    killed: int = 0  # RUNNING runs of dead processes found in the store and marked KILLED
+    killed: list[str] = field(default_factory=list)  # RUNNING runs of dead processes, now marked KILLED
 
     def merge(self, other: "RunSummary") -> None:
         """Add the counts and failures of part of the grid run elsewhere (an executor's worker)."""
