@@ -9,6 +9,7 @@ checks are themselves checked.
 import dataclasses
 import math
 
+import numpy as np
 import ot
 import pytest
 import torch
@@ -20,7 +21,8 @@ from mubench.api import METHODS, MonitorReading
 from mubench.data import Preprocess
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind, task_loss
-from mubench.methods.dlfd import DLFD, ot_distance
+from mubench.methods.dlfd import DLFD, no_signal_fs, ot_distance
+from mubench.metrics import forgetting_score, mia_scores
 from mubench.testing import toy_cell
 
 BATCH = 8
@@ -405,3 +407,47 @@ def test_multilabel_runs_with_each_option():
     dlfd = DLFD(DLFD.Config(batch_size=32, steps=2, features="logits", cost="sqeuclidean", dynamic=False))
     out = dlfd.unlearn(ml.model(), ml.data, ml.context())
     assert out(batch(ml, "val")[0]).shape == (16, ml.data.num_outputs)
+
+
+# --- The face presets' thresholds, re-derived (slow: a few minutes of logistic regressions) ------------------
+
+def authors_attack(forget, val):
+    """|MIA − 0.5| as DLFD's evaluation/mia.py MIA() reads it: forget vs val unbalanced, LR(max_iter=1000), 10-fold
+    StratifiedShuffleSplit(random_state=0) at its default 10 % test share."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+    x = np.concatenate([val, forget]).reshape(-1, 1)
+    y = np.concatenate([np.zeros(len(val)), np.ones(len(forget))])
+    cv = StratifiedShuffleSplit(n_splits=10, random_state=0)
+    return abs(0.5 - cross_val_score(LogisticRegression(max_iter=1000), x, y, cv=cv, scoring="accuracy").mean())
+
+
+def sweep(s, theirs, ours, draws=4):
+    """Mean readings of the authors' monitor and of mubench's at signal s: member losses = non-member losses × s."""
+    rng = np.random.RandomState(1)
+    read_theirs, read_ours = [], []
+    for _ in range(draws):
+        read_theirs.append(authors_attack(rng.exponential(size=theirs[0]) * s, rng.exponential(size=theirs[1])))
+        losses = rng.exponential(size=ours[0]) * s, rng.exponential(size=ours[1])
+        read_ours.append(forgetting_score(mia_scores(*losses).mia))
+    return np.mean(read_theirs), np.mean(read_ours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, field, theirs, their_sizes, our_sizes, weak, strong", [
+    ("rafdb", "stop_threshold", 0.23, (3314, 1227), (3313, 1227), 0.85, 0.6),
+    ("mufac", "stop_threshold", 0.15, (1500, 1539), (1500, 1539), 0.5, 0.4),
+    ("mufac", "max_fs", 0.09, (1500, 1539), (1500, 1539), 0.65, 0.55),
+])
+def test_thresholds_read_what_the_authors_threshold_read(task, field, theirs, their_sizes, our_sizes, weak, strong):
+    """Between a signal their monitor still passes and one it fails, the preset lies between what ours reads."""
+    weak_theirs, weak_ours = sweep(weak, their_sizes, our_sizes)
+    strong_theirs, strong_ours = sweep(strong, their_sizes, our_sizes)
+    assert weak_theirs < theirs <= strong_theirs  # the signals bracket the authors' threshold
+    assert weak_ours < DLFD.task_defaults[task][field] < strong_ours
+
+
+@pytest.mark.slow
+def test_small_monitor_threshold_is_its_noise_floor():
+    """fer2013-mini (210 forget vs 207 val): the no-signal floor binds; presets are rounded to 0.01."""
+    assert DLFD.task_defaults["fer2013-mini"]["stop_threshold"] == pytest.approx(no_signal_fs(210, 207), abs=0.006)
