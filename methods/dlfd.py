@@ -57,18 +57,19 @@ regression on the loss, 10-fold stratified shuffle split, test 10 %). mubench's 
 losses are drawn as non-member losses scaled by s < 1 (i.i.d. exponential; s = 1: no signal); s_t is the signal at
 which their attack, at their set sizes, reads their threshold t on average; the preset is the larger of
 (a) the mean FS mubench's monitor reads at s_t, at the task's set sizes, and (b) the FS that 95 % of no-signal
-models stay under at those sizes (the noise floor; binding only on small monitors). 8-40 draws per s, 200 for (b).
+models stay under at those sizes (the noise floor, `no_signal_fs`; binding only on small monitors). 8-40 draws
+per s; 100-200 for (b). tests/test_dlfd.py re-derives them (slow tests).
 - MUFAC: their monitor, 1,500 forget vs 1,539 val, is nearly balanced (a no-signal attacker predicting the
   majority reads 0.506, |MIA − 0.5| = 0.006). t = 0.15 → s_t ≈ 0.43 → mubench (1,500 vs 1,500 after balancing)
   reads 0.29; t = 0.09 → s_t ≈ 0.61 → 0.17. So stop 0.29, max_fs 0.17: about the doubled values less their
-  plateau, as (MIA − 0.506) / (1 − 0.506) gives (0.291, 0.169). Noise floor (b) at 1,500: 0.04.
+  plateau, as (MIA − 0.506) / (1 − 0.506) gives (0.291, 0.169). Noise floor (b) at 1,500: 0.05.
 - RAF-DB: their monitor, 3,314 forget vs 1,227 val, is unbalanced: the no-signal attacker predicts "member" and
   reads the majority rate 3,314 / 4,541 = 0.7298, |MIA − 0.5| = 0.2298, exactly the plateau of their log (0.2297).
   Their t = 0.23 for both thresholds therefore means "the attack cannot beat the majority guess". That holds well
-  beyond no signal: their attack stays at 0.2295-0.2297 down to s = 0.8 and reads 0.23 at s_t ≈ 0.78, where
-  mubench's balanced monitor (1,227 vs 1,227) reads 0.09. So stop = max_fs = 0.09 (noise floor at 1,227: 0.04).
-  The doubled 0.46 was above the Original's reading, so the stop fired at the first monitor and DLFD was one
-  fine-tuning pass with checkpoint selection. With heavier-tailed losses (log-normal, σ 1.5) their attack stays at
+  beyond no signal: their attack reads 0.2295-0.2297 on average down to s = 0.8 and 0.23 at s_t ≈ 0.78, where
+  mubench's balanced monitor (1,227 vs 1,227) reads 0.09. So stop = max_fs = 0.09 (noise floor at 1,227: 0.05).
+  The doubled 0.46 accepted nearly any model on the balanced monitor: the stop fired at the first monitor and
+  DLFD became one fine-tuning pass with checkpoint selection. With heavier-tailed losses (log-normal, σ 1.5) their attack stays at
   its plateau to s = 0.6 and beyond, where mubench reads 0.10 and more: 0.09 is the strict end.
 - fer2013 (FER-2013, 7 emotions, greyscale: RAF-DB's task and normalisation): RAF-DB's preset with the threshold
   re-read at s = 0.78 on its monitor, 4,306 forget vs 3,589 val (PublicTest): 0.09 (noise floor 0.03).
