@@ -16,8 +16,8 @@ forgotten enough is returned.
 
 Where mubench departs from the authors' code on purpose, following the paper instead:
 - The stop is latched. Their loop re-tests `forgetting_score >= forget_threshold` before every batch, so the
-  perturbation resumes whenever the score rises again: their RAF-DB log says "below threshold" at batches 12-16,
-  perturbs again at 17 and 19-23, stops at 24-31, and so on to the end. The paper stops the OT perturbation once
+  perturbation resumes whenever the score rises again: their RAF-DB log trains clean at batches 12-16 and 18,
+  perturbs again at 17 and 19-23, clean at 24-28, perturbs at 29, and so on to the end of the pass. The paper stops the OT perturbation once
   the score reaches the threshold and continues with the classification loss alone; so does mubench.
 - The OT term is computed on the perturbed retain batch. Their `compute_ot_loss(outputs_retain, forget_feature)`
   takes `outputs_retain = model(x_retain)`, the clean batch, so its gradient with respect to the noise is zero:
