@@ -1,4 +1,4 @@
-"""scikit-learn's handwritten digits: the embedded default task, no download needed (spec/datasets.md)."""
+"""scikit-learn's handwritten digits: the embedded default task, no download needed."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,7 @@
-"""Scores of an unlearned model, exactly as spec/metrics.md (MUFAC benchmark and DLFD paper) defines them."""
+"""Scores of an unlearned model, as the MUFAC/MUCAC benchmark (Choi & Na, "Towards Machine Unlearning Benchmarks",
+its public notebooks, github.com/ndb796/MachineUnlearning) and the DLFD paper (Choi & Na, AAAI 2025) define them:
+per-sample losses in eval mode; MIA = logistic regression on the loss, forget (members) vs held-out non-members,
+balanced by a seeded shuffle, 10-fold stratified shuffle split; FS = 2·|MIA − 0.5|; NoMUS = ½·(acc + 1 − FS)."""
 from __future__ import annotations
 
 import math
@@ -79,7 +82,8 @@ def time_ratio(unlearn_seconds: float, retrain_seconds: float) -> float:
 
 def score_model(model: nn.Module, splits, device: torch.device,
                 losses: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Every per-cell metric of spec/metrics.md that depends on the model alone.
+    """Every per-cell metric that depends on the model alone: accuracy and mean loss per role, the MIA (forget vs
+    the task's unseen role, or test where it has none), FS and NoMUS.
 
     `losses`, when given, is filled with the per-sample losses of each role (the plots reuse them).
     """

@@ -128,3 +128,15 @@ def test_a_second_run_in_the_same_process_uses_its_own_store(tmp_path, cli):
     assert "MLFLOW_TRACKING_URI" not in os.environ
     result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(second), "--quiet")
     assert result.exit_code == 0 and f"sqlite:///{second.resolve()}/mlflow.db" in result.stderr
+
+
+def test_ablate_puts_the_variants_in_a_section_of_their_own(smoke_run, cli, tmp_path):
+    out = _copy_of(smoke_run, tmp_path)
+    result = cli("run", "--preset", "smoke", "--methods", "neggrad+", "--ablate", "--out", str(out), "--quiet",
+                 "--no-plots")
+    assert result.exit_code == 0, result.stderr
+    board = (out / "leaderboards" / "digits-resnet18-smoke.md").read_text()
+    main_table, ablation = board.split("## Ablation: neggrad+")
+    assert "neggrad+[beta0.5]" not in _rows(main_table) and "neggrad+" in _rows(main_table)
+    ablation_rows = [line.split("|")[1].strip() for line in ablation.splitlines() if line.startswith("| neggrad")]
+    assert ablation_rows == ["neggrad+", "neggrad+[beta0.5]"]
