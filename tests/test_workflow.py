@@ -48,6 +48,16 @@ def test_workflow_runs_the_grid_and_renders_the_boards():
     assert ctx.params["seeds"] == "0,1,2" and ctx.params["ablate"] and ctx.params["tasks"] == "digits"
 
 
+def test_the_tests_pass_before_anything_is_run_or_published():
+    names = [step.get("name", "") for step in _steps()]
+    scripts = [step.get("run", "") for step in _steps()]
+    tests = next(i for i, script in enumerate(scripts) if script.strip() == ".venv/bin/pytest")
+    first_grid = next(i for i, script in enumerate(scripts) if "mubench run" in script)
+    publish = next(i for i, name in enumerate(names) if name.startswith("Commit"))
+    assert tests < first_grid < publish
+    assert "if" not in _steps()[tests]  # a failing test stops the job
+
+
 @pytest.mark.parametrize("argv", _mubench_commands(), ids=lambda argv: " ".join(argv))
 def test_every_mubench_command_in_the_workflow_parses(argv):
     _parse(argv)  # raises click.UsageError (NoSuchOption, BadParameter, ...) on what the CLI does not accept
