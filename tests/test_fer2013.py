@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 import fixtures_faces as ff
+from test_datasets import assert_user_error, check, load  # the face tasks' shared test helpers
 from mubench.cli import main
 from mubench.data import ROLES
 from mubench.datasets import fer2013
@@ -26,23 +27,6 @@ needs_list = pytest.mark.skipif(not RELEASE_LIST.is_file(), reason="no FER-2013 
 def decode_cache(_no_ambient_tracking_uri, monkeypatch, tmp_path):
     monkeypatch.setenv("MUBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache" / "decoded"
-
-
-def load(task: str, root: Path):
-    return TASKS.get(task)().load(root)
-
-
-def check(task: str, root: Path):
-    return CliRunner().invoke(main, ["data", "check", task, "--data-root", str(root)])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def make_fer(root: Path, paths: list[str]) -> Path:
