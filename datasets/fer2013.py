@@ -52,10 +52,11 @@ log = logging.getLogger(__name__)
 # The challenge's label numbering (its CSV's `emotion` column 0–6); the folder release names the folders.
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PARTS = {"train": re.compile(r"Training_\d+\.jpg"), "test": re.compile(r"(PublicTest|PrivateTest)_\d+\.jpg")}
-RELEASE_IMAGES = {"train": 28709, "test": 7178}
 FORGET_SHARE = 0.15  # of Training, stratified by emotion: MUFAC's share (1,500 / 10,025)
 SPLIT_SEED = 0
 NESTED = "fer2013"  # a root may hold the release one folder down, as the archive unpacks
+ROLE_SOURCE = {"retain": "train/<emotion>/Training_*.jpg", "forget": "train/<emotion>/Training_*.jpg",
+               "val": "test/<emotion>/PublicTest_*.jpg", "test": "test/<emotion>/PrivateTest_*.jpg"}
 
 
 def emotion_of(path: str) -> str:
@@ -117,15 +118,16 @@ def scan(base: Path, task: str) -> tuple[dict[str, Path], int]:
                     ignored += 1
                     continue
                 if not pattern.fullmatch(file.name):
-                    expected = "Training_<id>.jpg" if part == "train" else "PublicTest_<id>.jpg or PrivateTest_<id>.jpg"
+                    expected = ("Training_<id>.jpg" if part == "train"
+                                else "PublicTest_<id>.jpg or PrivateTest_<id>.jpg")
                     raise MubenchError(f"FER-2013 image {str(file)!r} is not named as the release names {part}/ "
                                        f"images; expected {expected}.")
                 found[f"{part}/{sub.name}/{file.name}"] = file
     return found, ignored
 
 
-def _not_in_release(path: str, role_of: dict[str, str], base: Path) -> MubenchError:
-    elsewhere = [p for p in role_of if p.split("/")[2] == path.split("/")[2]]
+def _not_in_release(path: str, release: set[str], base: Path) -> MubenchError:
+    elsewhere = sorted(p for p in release if p.split("/")[2] == path.split("/")[2])
     where = f" (the release has it as {elsewhere[0]!r})" if elsewhere else ""
     return MubenchError(f"FER-2013 image {str(base / path)!r} is not in the FER-2013 release{where}; the release "
                         f"holds train/<emotion>/Training_<id>.jpg and test/<emotion>/P*Test_<id>.jpg as listed in "
@@ -143,7 +145,7 @@ def listing(root: Path, task: str, roles: dict[str, list[str]], release: set[str
     known = release if release is not None else set(role_of)
     outside = [p for p in found if p not in known]
     if outside:
-        raise _not_in_release(outside[0], {p: "" for p in known}, base)
+        raise _not_in_release(outside[0], known, base)
     total = len(role_of)
     if release is None:  # the full task: a partial root is the manifest restricted to what it holds
         if len(found) < total:
@@ -168,9 +170,6 @@ def listing(root: Path, task: str, roles: dict[str, list[str]], release: set[str
                    notes={"partial": release is None and len(found) < total, "ignored_files": ignored,
                           "root": str(base)})
 
-
-ROLE_SOURCE = {"retain": "train/<emotion>/Training_*.jpg", "forget": "train/<emotion>/Training_*.jpg",
-               "val": "test/<emotion>/PublicTest_*.jpg", "test": "test/<emotion>/PrivateTest_*.jpg"}
 
 
 @register_task("fer2013")
