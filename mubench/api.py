@@ -29,6 +29,10 @@ METHODS: Registry[type["Unlearner"]] = Registry("method", {
     "bad-teaching": "mubench.methods.bad_teaching:BadTeaching",
     "scrub": "mubench.methods.scrub:SCRUB",
     "dlfd": "mubench.methods.dlfd:DLFD",
+    "random-label": "mubench.methods.random_label:RandomLabel",
+    "salun": "mubench.methods.salun:SalUn",
+    "ssd": "mubench.methods.ssd:SSD",
+    "l1-sparse": "mubench.methods.l1_sparse:L1Sparse",
 }, entry_point_group="mubench.methods")
 
 

@@ -12,6 +12,7 @@ from torch import nn
 from mubench.api import UnlearnData
 from mubench.data import BatchLoader, Split
 from mubench.errors import MubenchError
+from mubench.losses import TaskKind
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -129,3 +130,46 @@ def reinitialise(model: nn.Module, modules: Iterable[nn.Module] | None = None) -
                     module.reset_running_stats()
             elif callable(getattr(module, "reset_parameters", None)):
                 module.reset_parameters()
+
+
+# --- Random relabelling (random-label, SalUn) -------------------------------------------------------------
+
+def wrong_labels(labels: torch.Tensor, num_outputs: int, multilabel: bool,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """A label that is never the true one. Multiclass: uniform over the other `num_outputs − 1` classes
+    ((y + U{1..C−1}) mod C). Multilabel: every attribute flipped (1 − y)."""
+    if multilabel:
+        return 1 - labels
+    if num_outputs < 2:
+        raise MubenchError(f"relabelling needs at least 2 classes; this task has {num_outputs}.")
+    shift = torch.randint(1, num_outputs, labels.shape, generator=generator).to(labels.device)
+    return (labels + shift) % num_outputs
+
+
+class RelabelledForgetThenRetain:
+    """One epoch: every forget batch with freshly drawn wrong labels (`wrong_labels`), then every retain batch
+    with its true labels: the order of SalUn's official random-label loop (OPTML-Group/Unlearn-Saliency,
+    Classification/unlearn/RL.py, CIFAR-10 branch)."""
+
+    def __init__(self, forget: BatchLoader, retain: BatchLoader, num_outputs: int, multilabel: bool, seed: int = 0):
+        if len(forget) == 0:
+            raise MubenchError("random relabelling needs a non-empty forget set.")
+        self.forget, self.retain = forget, retain
+        self.num_outputs, self.multilabel = num_outputs, multilabel
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.forget) + len(self.retain)
+
+    def __iter__(self):
+        for x, y in self.forget:
+            yield x, wrong_labels(y, self.num_outputs, self.multilabel, self.generator)
+        yield from self.retain
+
+    @classmethod
+    def of(cls, data: UnlearnData, batch_size: int, seed: int) -> "RelabelledForgetThenRetain":
+        """Shuffled, augmented forget and retain loaders of `data` (batch_size 0: the task recipe's)."""
+        size = batch_size or None
+        return cls(data.loader("forget", shuffle=True, augment=True, batch_size=size, seed=seed),
+                   data.loader("retain", shuffle=True, augment=True, batch_size=size, seed=seed),
+                   data.num_outputs, data.kind == TaskKind.MULTILABEL, seed=seed)
