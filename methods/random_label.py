@@ -29,8 +29,8 @@ class RandomLabel(LoopUnlearner):
 
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        epochs: int = 10  # passes over forget then retain; SalUn official README (CIFAR-10 example)
-        lr: float = 0.013  # SGD; SalUn official README (CIFAR-10 example)
+        epochs: int = 10  # passes over forget then retain; SalUn official README's CIFAR-10 example (RL's loop)
+        lr: float = 0.013  # SGD; the same example, so SalUn without its mask is exactly this method
         optimizer: Literal["sgd", "adam"] = "sgd"  # SalUn official code
         momentum: float = 0.9  # SalUn official code (arg_parser default)
         weight_decay: float = 5e-4  # SalUn official code (arg_parser default)
