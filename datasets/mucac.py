@@ -153,13 +153,15 @@ def listing(root: Path, wanted: tuple[str, ...], ranges: dict[str, tuple[int, in
     return Listing(ids=ids, files={r: [image_dir / f for f in ids[r]] for r in roles},
                    labels={r: [attributes[f] if len(wanted) > 1 else attributes[f][0] for f in ids[r]]
                            for r in roles},
-                   notes={"partial": not full, "ignored_files": ignored, "root": str(root)}), identity_path
+                   notes={"partial": not full, "ignored_files": ignored, "root": str(root)},
+                   identities={f: str(identities[f]) for r in roles for f in ids[r]}), identity_path
 
 
 class Mucac(Task):
     """Roles (MUCAC notebooks, by identity id): forget 190–1250, retain 1250–4665, val 4665–4855 (mubench's, the
     last 190 identities of their retain range), test < 190 (utility accuracy), unseen ≥ 4855 (MIA non-members)."""
     attributes: tuple[str, ...]
+    has_identities = True  # CelebA-HQ identities: --scenario identity
     # mubench's face recipe: SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64 (the notebooks' loaders), 30 epochs with
     # lr ÷10 at 10 and 20; one recipe for the Original and the Retrain reference alike.
     recipe = Recipe(epochs=30, batch_size=64, lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step",

@@ -127,7 +127,9 @@ def listing(root: Path, manifest: dict) -> Listing:
     return Listing(ids={r: [name.strip() for name in frames[r].image_path] for r in ROLES},
                    files={r: list(frames[r].file) for r in ROLES},
                    labels={r: frames[r].label.tolist() for r in ROLES},
-                   notes={"partial": not full, "rows": rows, "root": str(folder)})
+                   notes={"partial": not full, "rows": rows, "root": str(folder)},
+                   identities={name.strip(): f"F{family:04d}" for r in ROLES
+                               for name, family in zip(frames[r].image_path, frames[r].family)})
 
 
 @register_task("mufac")
@@ -139,6 +141,7 @@ class Mufac(Task):
     """
     kind = TaskKind.MULTICLASS
     num_outputs = 8
+    has_identities = True  # families
     label_names = ("0-6", "7-12", "13-19", "20-30", "31-45", "46-55", "56-66", "67-80")  # years
     # DLFD's age_cls_experiments.ipynb: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 32, from scratch. In
     # place of their 100 epochs of per-batch cyclic cosine, mubench's own 30 epochs with lr ÷10 at 10 and 20.

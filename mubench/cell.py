@@ -8,6 +8,7 @@ import time
 import traceback
 
 import mlflow
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,16 +26,23 @@ from mubench.training import Recipe
 log = logging.getLogger(__name__)
 
 
-def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.device):
-    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy.
+def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.device,
+                 forgotten_classes: tuple[int, ...] = ()):
+    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy; under class-wise
+    forgetting, val's images of the forgotten classes are the non-members and accuracy is on the other classes
+    (as the final scores do with test).
 
     Closes over forget and val only, so `test` stays out of a method's reach.
     """
+    forgotten = metrics.in_classes(val, forgotten_classes) if forgotten_classes else np.zeros(len(val), bool)
+
     def monitor(model: nn.Module) -> MonitorReading:
         forget_losses, _ = metrics.losses_and_accuracy(model, forget, kind, preprocess, device)
-        val_losses, val_acc = metrics.losses_and_accuracy(model, val, kind, preprocess, device)
-        attack = metrics.mia_scores(forget_losses, val_losses)
-        return MonitorReading(metrics.forgetting_score(attack.mia), attack.mia, val_acc)
+        val_losses, val_right = metrics.evaluate(model, val, kind, preprocess, device)
+        non_members = val_losses[forgotten] if forgotten_classes else val_losses
+        attack = metrics.mia_scores(forget_losses, non_members)
+        val_accuracy = metrics.mean_or_nan(val_right[~forgotten])
+        return MonitorReading(metrics.forgetting_score(attack.mia), attack.mia, val_accuracy)
     return monitor
 
 
@@ -51,7 +59,8 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     logged: list[mlflow.entities.Metric] = []
     ctx = UnlearnContext(
         device=plan.device, seed=seed, quiet=plan.quiet,
-        _monitor=make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, plan.device),
+        _monitor=make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, plan.device,
+                              splits.forgotten_classes),
         _retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
         _log_metric=lambda k, v, step: logged.append(mlflow.entities.Metric(k, v, int(time.time() * 1000), step)))
     model = copy.deepcopy(refs.original)
@@ -99,7 +108,7 @@ def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, thr
     weights × torch threads, one row per label (method and resolved configuration)."""
     return {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row,
             f"{TAG}base": spec.base, f"{TAG}variant": spec.variant,
-            f"{TAG}task": splits.task, f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
+            f"{TAG}task": splits.task, f"{TAG}scenario": splits.scenario, f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
             f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
             f"{TAG}pretrained": (pretrained_digest(plan.pretrained) or "none")[:12], f"{TAG}threads": str(threads),
             f"{TAG}device": plan.device.type, f"{TAG}config_hash": config_hash(spec, splits.task),
@@ -108,7 +117,8 @@ def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, thr
 
 
 def cell_run_name(spec, splits, backbone, seed) -> str:
-    return f"{spec.row}/{splits.task}/{backbone}/s{seed}"
+    scenario = "" if splits.scenario == "random" else f"[{splits.scenario}]"
+    return f"{spec.row}/{splits.task}{scenario}/{backbone}/s{seed}"
 
 
 def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary: RunSummary,
@@ -119,7 +129,8 @@ def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summa
     tags = cell_tags(plan, spec, key, splits, recipe, backbone, seed, refs.original_record["key"], threads)
     params = {**{f"cfg.{k}": v for k, v in param_text(config).items()},
               **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
-              "task": splits.task, "backbone": backbone, "seed": seed, "split_hash": splits.split_hash,
+              "task": splits.task, "scenario": splits.scenario, "backbone": backbone, "seed": seed,
+              "split_hash": splits.split_hash,
               "preset": plan.preset, "device": plan.device.type, "threads": threads}
     summary.cells += 1
     # Named parent: in a worker of another process the parent run is not the active one.

@@ -53,6 +53,16 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _scenarios(given: tuple[str, ...]) -> list[str]:
+    """The --scenario values in order, each checked for its form (a task's own limits are checked when it loads)."""
+    from mubench.scenarios import parse_scenario
+    texts = [parse_scenario(part).text for item in given for part in item.split(",") if part.strip()] or ["random"]
+    if len(set(texts)) != len(texts):
+        raise MubenchError(f"--scenario names {sorted({t for t in texts if texts.count(t) > 1})[0]!r} twice; "
+                           f"give each scenario once.")
+    return texts
+
+
 def _writable(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +89,9 @@ def _device(name: str):
 @click.option("--tasks", default="digits", show_default=True, help="Comma-separated task names.")
 @click.option("--backbones", default="resnet18", show_default=True, help="Comma-separated backbone names.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds, e.g. 0,1,2.")
+@click.option("--scenario", "scenarios", multiple=True, metavar="SCENARIO",
+              help="What is forgotten: random (default, the task's own split), class:<label> (every training image "
+                   "of one class), identity (every image of a seeded set of people); repeatable or comma-separated.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
               help="Folder for the MLflow store, model cache and leaderboards.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db).")
@@ -107,7 +120,7 @@ def _device(name: str):
               help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
                    "runs made with the same value.")
 @_user_errors
-def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignments, preset, device, head,
+def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.grid import run as run_grid
@@ -125,7 +138,7 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
-        threads=threads)
+        threads=threads, scenarios=_scenarios(scenarios))
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     if summary.killed:
@@ -133,6 +146,9 @@ def run(methods, tasks, backbones, seeds, out, tracking_uri, data_root, assignme
         click.echo(f"marked {len(summary.killed)} run(s) KILLED whose process is gone: "
                    f"{', '.join(summary.killed[:5])}{more}", err=True)
     boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)
+    if plan.plots:
+        from mubench.board_plots import draw_run_boards
+        draw_run_boards(plan.tracking_uri, out, summary.boards, summary.parent_run_id)
     if not quiet:
         for path, text in boards.values():
             click.echo(text)

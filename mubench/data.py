@@ -13,6 +13,8 @@ ROLES = ("retain", "forget", "val", "test")
 # Where a task's protocol has a separate set of non-members for the MIA (the MUFAC/MUCAC notebooks' "unseen"),
 # it is this optional role; otherwise `test` serves both utility accuracy and the MIA.
 OPTIONAL_ROLES = ("unseen",)
+HELD_OUT = ("val", "test", "unseen")
+MIN_FORGOTTEN_HELD_OUT = 10  # a shrunk class-wise split keeps this many held-out images of the forgotten classes
 
 
 @dataclass
@@ -133,6 +135,9 @@ class Splits:
     test: Split
     notes: dict = field(default_factory=dict)
     unseen: Split | None = None  # the MIA's non-members where the protocol has them; None: `test` serves
+    identities: dict[str, str] = field(default_factory=dict)  # image id -> person or family, where the data has them
+    scenario: str = "random"  # what is forgotten: mubench.scenarios
+    forgotten_classes: tuple[int, ...] = ()  # the classes a class-wise scenario forgets (empty otherwise)
 
     def role(self, name: str) -> Split:
         """A role's split; `unseen` falls back to `test` on tasks that have no separate one."""
@@ -150,11 +155,15 @@ class Splits:
         parts = {}
         for name in self.roles():
             split = self.role(name)
-            keep = torch.randperm(len(split), generator=g)[: caps.get(name, caps["test"])].sort().values
-            parts[name] = split.subset(keep)
+            keep = torch.randperm(len(split), generator=g)[: caps.get(name, caps["test"])]
+            if self.forgotten_classes and name in HELD_OUT:  # enough held-out images of the forgotten classes for
+                forgotten = torch.isin(split.labels, torch.tensor(self.forgotten_classes))  # the MIA's 10 folds
+                keep = torch.cat([keep, torch.nonzero(forgotten).flatten()[:MIN_FORGOTTEN_HELD_OUT]]).unique()
+            parts[name] = split.subset(keep.sort().values)
         digest = hashlib.sha256(f"{self.split_hash}:{sorted(caps.items())}:{seed}".encode()).hexdigest()
         return Splits(self.task, self.kind, self.num_outputs, self.preprocess, digest, **parts,
-                      notes={**self.notes, "shrunk_from": self.split_hash})
+                      notes={**self.notes, "shrunk_from": self.split_hash}, identities=self.identities,
+                      scenario=self.scenario, forgotten_classes=self.forgotten_classes)
 
 
 class BatchLoader:

@@ -58,8 +58,8 @@ class LocalExecutor:
         torch.set_num_threads(plan.threads or default_threads)
         try:
             with threadpool_limits(plan.threads or None):
-                for (task, _, _), group in _groups(jobs).items():
-                    run_seed(plan, *tasks[task], group, summary)
+                for (task, scenario, _, _), group in _groups(jobs).items():
+                    run_seed(plan, *tasks[(task, scenario)], group, summary)
         finally:
             torch.set_num_threads(default_threads)
 
@@ -98,9 +98,10 @@ def _limit_threads(threads: int) -> None:
     threadpool_limits(threads)  # BLAS/OpenMP pools of numpy and scikit-learn (the MIA's regression)
 
 
-def _reference_task(plan: RunPlan, task: str, backbone: str, seed: int, role: str, threads: int) -> RunSummary:
+def _reference_task(plan: RunPlan, task: str, scenario: str, backbone: str, seed: int, role: str,
+                    threads: int) -> RunSummary:
     _limit_threads(threads)
-    splits, recipe = load_task(task, plan.preset, plan.data_root)[1:]
+    splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
     summary = RunSummary("")
     train_reference_role(plan, splits, recipe, backbone, seed, role, summary)
     return summary
@@ -155,16 +156,16 @@ class RayExecutor:
                 summary.merge(ray.get(done))
             except ray.exceptions.RayError as exc:
                 log.debug("cell %s lost:\n%s", job, traceback.format_exc())
-                record_lost_cell(plan, job, *tasks[job.task], _lost_reason(exc), summary)
-        for task, backbone, seed in groups:
-            finish_seed_plots(plan, *tasks[task], backbone, seed)
+                record_lost_cell(plan, job, *tasks[(job.task, job.scenario)], _lost_reason(exc), summary)
+        for task, scenario, backbone, seed in groups:
+            finish_seed_plots(plan, *tasks[(task, scenario)], backbone, seed)
 
 
 def run_job_alone(plan: RunPlan, job: CellJob, parent_run_id: str) -> RunSummary:
     """One cell in a process of its own (an executor's worker): its data, its references from the cache, its own
     child run of `parent_run_id` in the same store. The seed's t-SNE is left to `finish_seed_plots`."""
     open_store(plan.tracking_uri, plan.out)
-    splits, recipe = load_task(job.task, plan.preset, plan.data_root)[1:]
+    splits, recipe = load_task(job.task, plan.preset, plan.data_root, job.scenario, plan.task_options.get(job.task))[1:]
     refs = train_references(plan, splits, recipe, job.backbone, job.seed, RunSummary(parent_run_id))
     summary = RunSummary(parent_run_id)
     seed_plots = seed_plots_for(plan, splits, job.backbone, job.seed, refs)

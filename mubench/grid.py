@@ -8,6 +8,8 @@ from mubench.executors import make_executor
 from mubench.identity import cell_key, pretrained_digest
 from mubench.plan import CellJob, RunPlan, RunSummary
 from mubench.references import load_task
+from mubench.scenarios import check_scenario, parse_scenario
+from mubench.tasks import TASKS
 from mubench.tracking import (TAG, finished_cell_keys, mark_dead_runs_killed, open_store, process_tags,
                               provenance_tags)
 
@@ -19,8 +21,14 @@ def cell_threads(plan: RunPlan) -> int:
 
 def run(plan: RunPlan) -> RunSummary:
     executor = make_executor(plan.executor, plan.ray_address)
+    for name in plan.tasks:  # a scenario a task cannot have stops the run before any data is read
+        task = TASKS.get(name)
+        for scenario in plan.scenarios:
+            if task.num_outputs or parse_scenario(scenario).kind != "class":
+                check_scenario(parse_scenario(scenario), name, task.kind, task.num_outputs, task.has_identities)
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
-    tasks = {name: load_task(name, plan.preset, plan.data_root)[1:] for name in plan.tasks}
+    tasks = {(name, scenario): load_task(name, plan.preset, plan.data_root, scenario, plan.task_options.get(name))[1:]
+             for name in plan.tasks for scenario in plan.scenarios}
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
     done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
@@ -40,15 +48,15 @@ def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -
     """Every cell not FINISHED in the store, grouped by task, backbone and seed in the grid's order."""
     jobs = []
     threads = cell_threads(plan)
-    for task_name, (splits, recipe) in tasks.items():
+    for (task_name, scenario), (splits, recipe) in tasks.items():
         for backbone in plan.backbones:
             summary.boards.append((task_name, backbone, plan.preset, plan.head,
-                                   (pretrained_digest(plan.pretrained) or "none")[:12]))
+                                   (pretrained_digest(plan.pretrained) or "none")[:12], scenario))
             for seed in plan.seeds:
                 for spec in plan.methods:
                     key = cell_key(plan, spec, splits, recipe, backbone, seed, threads)
                     if key in done:
                         summary.skipped += 1
                     else:
-                        jobs.append(CellJob(spec, key, task_name, backbone, seed))
+                        jobs.append(CellJob(spec, key, task_name, backbone, seed, scenario))
     return jobs

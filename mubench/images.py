@@ -48,6 +48,7 @@ class Listing:
     files: dict[str, list[Path]]
     labels: dict[str, list]  # int per image (multiclass) or a list of 0/1 per image (multilabel)
     notes: dict = field(default_factory=dict)
+    identities: dict[str, str] = field(default_factory=dict)  # id -> person or family, where the release says
 
     def roles(self) -> tuple[str, ...]:
         """The four roles, and the optional ones (`unseen`) this listing has."""
@@ -225,7 +226,7 @@ def build_splits(task: str, dataset: str, kind: TaskKind, num_outputs: int, prep
             labels = torch.tensor(listing.labels[role], dtype=torch.float32).reshape(-1, num_outputs)
         parts[role] = Split(images[role], labels, tuple(listing.ids[role]))
     return Splits(task, kind, num_outputs, preprocess, digest, **parts,
-                  notes={**listing.notes, "manifest_sha256": manifest_digest})
+                  notes={**listing.notes, "manifest_sha256": manifest_digest}, identities=listing.identities)
 
 
 def check_labels(values: list[int], valid: range, source: Path, what: str) -> None:

@@ -12,9 +12,10 @@ from tabulate import tabulate
 from mubench.tracking import TAG, cell_runs
 
 REFERENCES = ("original", "retrain")
-# One board per task × backbone × preset × head × pretrained weights (× torch threads, when a store holds cells run on
-# several thread counts: CPU results depend on it).
-KEY = ("task", "backbone", "preset", "head", "pretrained", "board_threads")
+# One board per task × backbone × preset × head × pretrained weights × forgetting scenario (× torch threads, when a
+# store holds cells run on several thread counts: CPU results depend on it).
+KEY = ("task", "backbone", "preset", "head", "pretrained", "scenario", "board_threads")
+KEY_DEFAULTS = {"head": "linear", "pretrained": "none", "scenario": "random", "board_threads": ""}
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -47,6 +48,7 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
         runs[name] = _tag(runs, name)
     runs["head"] = _tag(runs, "head", "linear")
     runs["pretrained"] = _tag(runs, "pretrained", "none")
+    runs["scenario"] = _tag(runs, "scenario", "random")
     runs["threads"] = _tag(runs, "threads").fillna(runs.get("params.threads", pd.Series(index=runs.index)))
     runs["variant"] = _tag(runs, "variant", "")
     runs["base"] = _tag(runs, "base").fillna(runs["label"])
@@ -61,28 +63,34 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus")
+           "time_ratio", "nomus", "forgotten_test_acc")
+
+
+GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
 
 
 def summarise(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per row label: means (and intervals) over seeds of the finished cells and the per-seed NoMUS, ranked by
-    NoMUS."""
-    done = cells[cells["status"] == "FINISHED"]
+    """Per row label: means (and intervals) over seeds of the finished cells, the per-seed NoMUS, and the paired
+    comparisons with Retrain on the seeds both have; ranked by NoMUS."""
+    done = cells[cells["status"] == "FINISHED"].copy()
+    done["seed"] = done["seed"].astype(int)
+    retrain = done[done["label"] == "retrain"].set_index("seed")
     rows = []
     for label, group in done.groupby("label"):
         row = {"label": label, "method": group["method"].iloc[0], "seeds": len(group),
                "base": group["base"].iloc[0] if "base" in group else label,
                "variant": group["variant"].iloc[0] if "variant" in group else "",
-               "per_seed": dict(zip(group["seed"].astype(int), group["nomus"].astype(float)))}
+               "per_seed": dict(zip(group["seed"], group["nomus"].astype(float)))}
         for metric in METRICS:
             row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
+        paired = group.set_index("seed").join(retrain, rsuffix="_retrain", how="inner")
+        row["delta_nomus"], row["delta_nomus_ci"] = mean_ci(paired["nomus"] - paired["nomus_retrain"])
+        gaps = [(paired[m] - paired[f"{m}_retrain"]).abs() for m in GAP_METRICS if m in paired]
+        row["gap"], row["gap_ci"] = mean_ci(sum(gaps) / len(gaps)) if gaps and len(paired) else (math.nan, math.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    retrain = table.loc[table["label"] == "retrain"]
-    base_nomus = retrain["nomus"].iloc[0] if len(retrain) else math.nan
-    table["delta_nomus"] = table["nomus"] - base_nomus
     return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -121,6 +129,10 @@ def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
         "1=" if i < prefix else str(i + 2) for i in range(len(ties))]
 
 
+CLASS_WISE_NOTE = ("Class-wise forgetting: the forget set is every training image of the forgotten class (Retrain never "
+                   "saw it); test acc is on the remaining classes, forgotten-class acc on the test images of the "
+                   "forgotten class (Retrain's is about 0), and the MIA's non-members are the held-out images of the "
+                   "forgotten class. ")
 TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
             "separates from it: per seed, the leader's NoMUS minus the row's (same split, same Original), 95 % "
             "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
@@ -154,13 +166,14 @@ def render_ablation(summary: pd.DataFrame, base: str) -> str:
 
 def full_key(key: tuple) -> tuple:
     """A board key with the defaults filled in (a 3-tuple task, backbone, preset is the default head, no pretrained
-    weights, one thread count)."""
-    return (*key, *("linear", "none", "")[len(key) - 3:]) if len(key) < len(KEY) else tuple(key)
+    weights, random forgetting, one thread count)."""
+    return tuple(key) + tuple(KEY_DEFAULTS[name] for name in KEY[len(key):])
 
 
 def board_title(key: tuple) -> str:
-    task, backbone, preset, head, pretrained, threads = full_key(key)
-    notes = [f"preset {preset}"] if preset != "default" else []
+    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
+    notes = [scenario_words(scenario)] if scenario != "random" else []
+    notes += [f"preset {preset}"] if preset != "default" else []
     notes += [f"{head} head"] if head != "linear" else []
     notes += [f"pretrained {pretrained}"] if pretrained != "none" else []
     notes += [f"{threads} torch threads"] if threads else []
@@ -170,15 +183,19 @@ def board_title(key: tuple) -> str:
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
     full = summarise(cells)
     main = full[full["variant"] == ""] if len(full) else full
-    headers = ["#", "method", "test acc", "forget acc", "MIA", "FS", "NoMUS", "Δ NoMUS vs retrain", "MIA log-loss",
-               "MIA AUC", "unlearn s", "× retrain", "seeds"]
+    class_wise = full_key(key)[5].startswith("class:")
+    headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
+               "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC", "unlearn s", "× retrain",
+               "seeds"]
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     for rank, row in zip(ranks, main.itertuples()):
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
-        body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc), _fmt(row.mia),
-                     _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus), _fmt(row.mia_logloss),
-                     _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1), _fmt(row.time_ratio), row.seeds])
+        body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc),
+                     *([_fmt(row.forgotten_test_acc)] if class_wise else []), _fmt(row.mia), _fmt(row.fs, row.fs_ci),
+                     _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
+                     _fmt(row.mia_logloss), _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1),
+                     _fmt(row.time_ratio), row.seeds])
     commands = sorted({c for c in cells["command"].dropna() if c})
     hashes = sorted({h[:12] for h in cells["split_hash"].dropna()})
     seeds = sorted({int(s) for s in cells.loc[cells["status"] == "FINISHED", "seed"].dropna()})
@@ -197,7 +214,10 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
              "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. "
              "A row is one method with one configuration: --set overrides and ablation variants show in its name. "
-             + TIE_NOTE]
+             "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
+             "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
+             "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
+             + (CLASS_WISE_NOTE if class_wise else "") + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     failed = cells[cells["status"] == "FAILED"]
@@ -207,9 +227,15 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scenario_words(scenario: str) -> str:
+    kind, _, label = scenario.partition(":")
+    return f"class {label} forgotten" if kind == "class" else f"{scenario} forgetting"
+
+
 def board_name(key: tuple) -> str:
-    task, backbone, preset, head, pretrained, threads = full_key(key)
-    return (f"{task}-{backbone}" + ("" if preset == "default" else f"-{preset}")
+    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
+    return (f"{task}-{backbone}" + ("" if scenario == "random" else "-" + scenario.replace(":", ""))
+            + ("" if preset == "default" else f"-{preset}")
             + ("" if head == "linear" else f"-head-{head}")
             + ("" if pretrained == "none" else f"-pretrained-{pretrained[:8]}")
             + (f"-threads-{threads}" if threads else "") + ".md")

@@ -21,18 +21,35 @@ from mubench.losses import TaskKind, correct, task_loss
 
 
 @torch.no_grad()
-def losses_and_accuracy(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess,
-                        device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, float]:
-    """Per-sample losses (model in eval mode) and accuracy on `split`."""
+def evaluate(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess, device: torch.device,
+             batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample losses and per-sample correctness (multi-label: the share of attributes right), model in eval
+    mode."""
     model.eval()
     losses, right = [], []
     for x, y in BatchLoader(split, preprocess, batch_size, device=device):
         logits = model(x)
         losses.append(task_loss(logits, y, kind, reduction="none").float().cpu())
-        right.append(correct(logits, y, kind).cpu())
+        right.append(correct(logits, y, kind).float().cpu())
     if not losses:
-        return np.zeros(0), float("nan")
-    return torch.cat(losses).numpy(), float(torch.cat(right).mean())
+        return np.zeros(0), np.zeros(0)
+    return torch.cat(losses).numpy(), torch.cat(right).numpy()
+
+
+def losses_and_accuracy(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess,
+                        device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, float]:
+    """Per-sample losses (model in eval mode) and accuracy on `split`."""
+    losses, right = evaluate(model, split, kind, preprocess, device, batch_size)
+    return losses, mean_or_nan(right)
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def in_classes(split: Split, classes: tuple[int, ...]) -> np.ndarray:
+    """Which samples of `split` carry one of `classes` (single-label tasks)."""
+    return np.isin(split.labels.numpy(), classes)
 
 
 @dataclass(frozen=True)
@@ -85,15 +102,25 @@ def score_model(model: nn.Module, splits, device: torch.device,
     """Every per-cell metric that depends on the model alone: accuracy and mean loss per role, the MIA (forget vs
     the task's unseen role, or test where it has none), FS and NoMUS.
 
-    `losses`, when given, is filled with the per-sample losses of each role (the plots reuse them).
+    Class-wise forgetting (`splits.forgotten_classes`): utility is test accuracy on the remaining classes, the MIA's
+    non-members are the held-out images of the forgotten classes, and `forgotten_test_acc` is test accuracy on those
+    classes (Retrain's is about 0). `losses`, when given, is filled with the per-sample losses of each role (the
+    plots reuse them).
     """
     out: dict[str, float] = {}
     losses = {} if losses is None else losses
+    right = {}
     for role in splits.roles():
-        losses[role], out[f"{role}_acc"] = losses_and_accuracy(model, splits.role(role), splits.kind,
-                                                               splits.preprocess, device)
-        out[f"{role}_loss"] = float(losses[role].mean())
-    attack = mia_scores(losses["forget"], losses.get("unseen", losses["test"]))  # non-members: unseen, else test
+        losses[role], right[role] = evaluate(model, splits.role(role), splits.kind, splits.preprocess, device)
+        out[f"{role}_acc"], out[f"{role}_loss"] = mean_or_nan(right[role]), mean_or_nan(losses[role])
+    held_out = "unseen" if "unseen" in losses else "test"
+    non_members = losses[held_out]
+    if splits.forgotten_classes:
+        forgotten = in_classes(splits.test, splits.forgotten_classes)
+        out["test_acc"] = mean_or_nan(right["test"][~forgotten])
+        out["forgotten_test_acc"] = mean_or_nan(right["test"][forgotten])
+        non_members = non_members[in_classes(splits.role(held_out), splits.forgotten_classes)]
+    attack = mia_scores(losses["forget"], non_members)
     out.update(mia=attack.mia, mia_logloss=attack.mia_logloss, mia_auc=attack.mia_auc,
                mia_members=attack.n_members, mia_nonmembers=attack.n_nonmembers)
     out["fs"] = forgetting_score(attack.mia)

@@ -90,6 +90,8 @@ class RunPlan:
     executor: str = "local"  # where the cells run: mubench.executors.EXECUTORS
     ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one for the run
     threads: int = 0  # torch threads per cell; 0: torch's default (all cores) locally, 1 per Ray task
+    scenarios: list[str] = field(default_factory=lambda: ["random"])  # what is forgotten: mubench.scenarios
+    task_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --task-set: task -> option -> value
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,12 @@ class CellJob:
     task: str
     backbone: str
     seed: int
+    scenario: str = "random"
 
     @property
-    def group(self) -> tuple[str, str, int]:
+    def group(self) -> tuple[str, str, str, int]:
         """The cells sharing data and references."""
-        return self.task, self.backbone, self.seed
+        return self.task, self.scenario, self.backbone, self.seed
 
 
 @dataclass
@@ -119,7 +122,7 @@ class CellFailure:
 @dataclass
 class RunSummary:
     parent_run_id: str
-    boards: list[tuple] = field(default_factory=list)  # (task, backbone, preset, head, pretrained digest)
+    boards: list[tuple] = field(default_factory=list)  # leaderboard.KEY prefixes: the boards this run wrote to
     failures: list[CellFailure] = field(default_factory=list)
     cells: int = 0
     skipped: int = 0

@@ -43,8 +43,13 @@ def file_stem(label: str) -> str:
     return re.sub(r"[^\w.+-]+", "-", label).strip("-")
 
 
-def seed_folder(out: Path, task: str, backbone: str, preset: str, seed: int) -> Path:
-    return Path(out) / "plots" / board_name((task, backbone, preset))[:-len(".md")] / f"s{seed}"
+def plots_stem(task: str, backbone: str, preset: str, scenario: str = "random") -> str:
+    """The folder of a board's figures: one per task × backbone × preset × scenario."""
+    return board_name((task, backbone, preset, "linear", "none", scenario))[:-len(".md")]
+
+
+def seed_folder(out: Path, task: str, backbone: str, preset: str, seed: int, scenario: str = "random") -> Path:
+    return Path(out) / "plots" / plots_stem(task, backbone, preset, scenario) / f"s{seed}"
 
 
 def losses_png(label: str) -> str:
@@ -59,7 +64,7 @@ class SeedPlots:
     (`cell`) and one when the seed's cells are done (`finish`)."""
 
     def __init__(self, out: Path, splits: Splits, backbone: str, preset: str, seed: int, refs, device: torch.device):
-        self.folder = seed_folder(out, splits.task, backbone, preset, seed)
+        self.folder = seed_folder(out, splits.task, backbone, preset, seed, splits.scenario)
         self.splits, self.seed, self.refs, self.device = splits, seed, refs, device
         self.subsample, self.roles = fixed_subsample(splits)
         self.reference_losses: dict[str, dict[str, np.ndarray]] = {}

@@ -15,6 +15,7 @@ from mubench.cache import ModelCache
 from mubench.data import Split, Splits
 from mubench.identity import reference_fields
 from mubench.plan import RunPlan, RunSummary
+from mubench.scenarios import apply_scenario, parse_scenario
 from mubench.tasks import SMOKE_CAPS, TASKS, Task
 from mubench.training import Recipe, train_reference
 
@@ -29,9 +30,11 @@ class References:
     retrain_record: dict
 
 
-def load_task(name: str, preset: str, data_root: Path | None) -> tuple[Task, Splits, Recipe]:
-    task = TASKS.get(name)()
-    splits = task.load(data_root)
+def load_task(name: str, preset: str, data_root: Path | None, scenario: str = "random",
+              options: dict[str, str] | None = None) -> tuple[Task, Splits, Recipe]:
+    """The task's splits under `scenario` (smoke: a seeded subsample of each role) and its recipe."""
+    task = TASKS.get(name)(**(options or {}))
+    splits = apply_scenario(task.load(data_root), parse_scenario(scenario))
     recipe = task.recipe
     if preset == "smoke":
         splits, recipe = splits.shrunk(SMOKE_CAPS), recipe.smoke()

@@ -11,8 +11,9 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
+from mubench.board_plots import board_png, draw_board
 from mubench.leaderboard import KEY, board_name, latest_cells, render_board
-from mubench.plots import REFERENCES, TSNE_PNG, file_stem, losses_png
+from mubench.plots import REFERENCES, TSNE_PNG, file_stem, losses_png, plots_stem
 
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
@@ -26,24 +27,27 @@ def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     for key, group in cells.groupby(list(KEY)):
         stem = board_name(key)[:-len(".md")]
         shutil.rmtree(out_dir / stem, ignore_errors=True)  # figures of an earlier report must not linger unlinked
-        sections = [_seed_section(client, tracking_uri, group, stem, board_name(key[:3])[:-len(".md")], int(seed),
+        sections = [_seed_section(client, tracking_uri, group, stem, plots_stem(*key[:3], key[5]), int(seed),
                                   out_dir)
                     for seed in sorted({int(s) for s in group["seed"].dropna()})]
         page = out_dir / f"{stem}.md"
-        page.write_text(render_board(key, group) + "\n" + "\n".join(sections))
+        scatter = draw_board(key, group, out_dir / stem / board_png(key))
+        picture = [f"![{stem}: accuracy against forgetting, NoMUS against time]({stem}/{board_png(key)})", ""] \
+            if scatter else []
+        page.write_text(render_board(key, group) + "\n" + "\n".join(picture + sections))
         pages.append(page)
     return pages
 
 
-def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str, plots_stem: str, seed: int,
+def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str, figures_stem: str, seed: int,
                   out_dir: Path) -> str:
-    """The figures of one seed, copied under `<out>/<stem>/s<seed>/` from the runs' `plots/<plots_stem>/`."""
+    """The figures of one seed, copied under `<out>/<stem>/s<seed>/` from the runs' `plots/<figures_stem>/`."""
     cells = cells[(cells["seed"].astype(int) == seed) & (cells["status"] == "FINISHED")].sort_values("label")
     folder = Path(stem) / f"s{seed}"
     lines = [f"## Figures, seed {seed}", ""]
     parents = cells.sort_values("start_time", ascending=False).get("tags.mlflow.parentRunId", pd.Series()).dropna()
     tsne = next((p for p in dict.fromkeys(parents)
-                 if _fetch(client, uri, p, f"plots/{plots_stem}/s{seed}/{TSNE_PNG}", out_dir / folder)), None)
+                 if _fetch(client, uri, p, f"plots/{figures_stem}/s{seed}/{TSNE_PNG}", out_dir / folder)), None)
     if tsne:
         lines += ["t-SNE of penultimate features on a fixed subsample of retain, forget and test, one panel per "
                   "model (the DLFD paper's Figures 2 and 4):", "", f"![t-SNE, seed {seed}]({folder.as_posix()}/{TSNE_PNG})",

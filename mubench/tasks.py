@@ -37,6 +37,7 @@ class Task(ABC):
     num_outputs: ClassVar[int]
     recipe: ClassVar[Recipe]
     needs_data_root: ClassVar[bool] = True
+    has_identities: ClassVar[bool] = False  # its data names the person (or family) of each image: --scenario identity
 
     @abstractmethod
     def load(self, data_root: Path | None) -> Splits:

@@ -1,0 +1,146 @@
+"""Forgetting scenarios: class-wise and identity-wise splits, their scoring, their errors, and the board's picture."""
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from mubench import metrics
+from mubench.data import Preprocess, Split, Splits
+from mubench.datasets.digits import Digits
+from mubench.errors import MubenchError
+from mubench.leaderboard import summarise
+from mubench.losses import TaskKind
+from mubench.scenarios import apply_scenario, parse_scenario
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return Digits().load()
+
+
+def test_class_wise_forget_is_exactly_that_class_of_the_training_set(digits):
+    split = apply_scenario(digits, parse_scenario("class:3"))
+    training = {i: int(y) for s in (digits.retain, digits.forget) for i, y in zip(s.ids, s.labels)}
+    assert set(split.forget.ids) == {i for i, y in training.items() if y == 3}
+    assert set(split.retain.ids) == {i for i, y in training.items() if y != 3}
+    assert (split.retain.labels != 3).all() and (split.forget.labels == 3).all()
+    for role in ("val", "test"):
+        assert split.role(role).ids == digits.role(role).ids
+    assert split.forgotten_classes == (3,) and split.scenario == "class:3"
+    again = apply_scenario(Digits().load(), parse_scenario("class:3"))
+    assert again.split_hash == split.split_hash != digits.split_hash
+    assert apply_scenario(digits, parse_scenario("class:4")).split_hash != split.split_hash
+
+
+def people_splits() -> Splits:
+    """12 people with 1–4 images each across retain and forget; val and test of other people."""
+    counts = [1, 2, 3, 4] * 3
+    ids, people = [], {}
+    for person, count in enumerate(counts):
+        for k in range(count):
+            ids.append(f"p{person}-{k}")
+            people[ids[-1]] = f"person{person}"
+    n = len(ids)
+    split = Split(torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.zeros(n, dtype=torch.long), tuple(ids))
+    retain, forget = split.subset(torch.arange(0, n - 6)), split.subset(torch.arange(n - 6, n))
+    other = Split(torch.zeros(4, 3, 4, 4, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+                  tuple(f"o{i}" for i in range(4)))
+    return Splits("people", TaskKind.MULTICLASS, 2, Preprocess((0.5,) * 3, (0.5,) * 3), "h", retain, forget, other,
+                  other, identities=people)
+
+
+def test_identity_forget_holds_every_image_of_its_people_and_no_other():
+    splits = people_splits()
+    split = apply_scenario(splits, parse_scenario("identity"))
+    forgotten = {splits.identities[i] for i in split.forget.ids}
+    kept = {splits.identities[i] for i in split.retain.ids}
+    assert not forgotten & kept
+    assert set(split.forget.ids) == {i for i, p in splits.identities.items() if p in forgotten}
+    assert len(split.forget) >= len(splits.forget)  # about the size of the task's own forget set
+    assert len(split.forget) - len(splits.forget) < 4  # stops at the first person that reaches it
+    assert apply_scenario(people_splits(), parse_scenario("identity")).forget.ids == split.forget.ids
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--scenario", "identity"), "'digits' has none"),
+    (("--scenario", "class:10"), "has classes 0–9"),
+    (("--scenario", "class:x"), "is not a scenario"),
+    (("--scenario", "random,random"), "twice"),
+])
+def test_a_scenario_the_task_cannot_have_is_one_sentence_before_any_work(tmp_path, cli, args, fragment):
+    result = cli("run", "--out", str(tmp_path / "out"), *args)
+    assert result.exit_code == 2 and fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "mlflow.db").exists()
+
+
+def test_class_wise_on_a_multi_label_task_is_refused():
+    from mubench.scenarios import check_scenario
+    with pytest.raises(MubenchError, match="multi-label"):
+        check_scenario(parse_scenario("class:0"), "mucac-multi", TaskKind.MULTILABEL, 3, True)
+
+
+class PixelClassifier(nn.Module):
+    """Predicts the class written in pixel 0 with a confidence written in pixel 1 (3 classes)."""
+
+    def forward(self, x):
+        predicted = x[:, 0, 0, 0].round().long()
+        logits = torch.zeros(len(x), 3)
+        logits[torch.arange(len(x)), predicted] = x[:, 0, 0, 1] * 10
+        return logits
+
+
+def pixel_split(labels, predicted, confidence) -> Split:
+    n = len(labels)
+    images = torch.zeros(n, 1, 1, 2)
+    images[:, 0, 0, 0] = torch.tensor(predicted, dtype=torch.float32) * 255
+    images[:, 0, 0, 1] = torch.tensor(confidence, dtype=torch.float32) * 255
+    return Split(images, torch.tensor(labels), tuple(map(str, range(n))))
+
+
+def test_class_wise_scores_utility_on_the_other_classes_and_attacks_with_the_forgotten_one():
+    # test: 10 images of class 2 (forgotten; 3 still predicted right), 20 of classes 0/1 (15 right)
+    test_labels = [2] * 10 + [0] * 10 + [1] * 10
+    test_pred = [2] * 3 + [0] * 7 + [0] * 8 + [1] * 2 + [1] * 7 + [0] * 3
+    test = pixel_split(test_labels, test_pred, [0.5] * 30)
+    forget = pixel_split([2] * 16, [2] * 16, [1.0] * 16)
+    retain = pixel_split([0, 1] * 5, [0, 1] * 5, [1.0] * 10)
+    splits = Splits("px", TaskKind.MULTICLASS, 3, Preprocess((0.0,), (1.0,)), "h", retain, forget, retain, test,
+                    forgotten_classes=(2,))
+    losses = {}
+    scores = metrics.score_model(PixelClassifier(), splits, torch.device("cpu"), losses)
+    assert scores["test_acc"] == pytest.approx(15 / 20)
+    assert scores["forgotten_test_acc"] == pytest.approx(3 / 10)
+    assert scores["mia_nonmembers"] == scores["mia_members"] == 10  # the forgotten class's 10 test images
+    expected = metrics.mia_scores(losses["forget"], losses["test"][:10])
+    assert scores["mia"] == expected.mia
+
+
+def test_gap_to_retrain_and_paired_delta_are_per_seed():
+    rows = []
+    values = {"retrain": [(0.0, 0.9, 0.8, 0.5, 0.70), (0.1, 0.9, 0.8, 0.5, 0.72)],
+              "m": [(0.4, 1.0, 0.8, 0.6, 0.60), (0.1, 0.7, 0.6, 0.5, 0.68)]}
+    for label, seeds in values.items():
+        for seed, (forget, retain, test, mia, nomus) in enumerate(seeds):
+            rows.append({"status": "FINISHED", "label": label, "method": label, "seed": str(seed), "base": label,
+                         "variant": "", "forget_acc": forget, "retain_acc": retain, "test_acc": test, "mia": mia,
+                         "nomus": nomus})
+    table = summarise(pd.DataFrame(rows)).set_index("label")
+    # seed 0: |.4|+|.1|+0+|.1| = .6 → .15; seed 1: 0+|.2|+|.2|+0 = .4 → .10; mean .125
+    assert table.loc["m", "gap"] == pytest.approx(0.125)
+    assert table.loc["m", "delta_nomus"] == pytest.approx(((0.60 - 0.70) + (0.68 - 0.72)) / 2)
+    assert table.loc["retrain", "gap"] == 0 and table.loc["retrain", "delta_nomus"] == 0
+
+
+def test_a_run_draws_the_board_picture_and_logs_it(smoke_run):
+    out, _ = smoke_run
+    picture = out / "plots" / "digits-resnet18-smoke-scatter.png"
+    assert picture.stat().st_size > 10_000
+    with sqlite3.connect(out / "mlflow.db") as db:
+        parent = db.execute("select r.artifact_uri from runs r join tags t on t.run_uuid = r.run_uuid "
+                            "where t.key = 'mubench.kind' and t.value = 'invocation'").fetchone()[0]
+    assert (Path(parent.removeprefix("file://")) / "plots" / picture.name).is_file()
