@@ -1,16 +1,17 @@
 """Any user dataset laid out as <root>/<class>/*.{jpg,png}, or <root>/{train,test}/<class>/*.
 
 On first use a seeded, stratified split manifest is written beside the decode cache (the root may be read-only)
-and reused after. Options come from one environment variable, so they reach `mubench run` and `mubench data check`
-alike: MUBENCH_IMAGEFOLDER="val=0.1,test=0.2,forget=0.15,seed=0,size=128" (any subset; these are the defaults).
-With train/ and test/ folders the test role is test/ and the test fraction is unused.
+and reused after. Options are given on the command line of `mubench run` and `mubench data check` alike, e.g.
+`--task-set imagefolder.size=48 --task-set imagefolder.forget=0.2` (FolderOptions lists them with their defaults);
+they are recorded as params and are part of the split hash. With train/ and test/ folders the test role is test/ and
+the test fraction is unused.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from mubench.training import Recipe
 
 log = logging.getLogger(__name__)
 
-OPTIONS_VARIABLE = "MUBENCH_IMAGEFOLDER"
+RETIRED_VARIABLE = "MUBENCH_IMAGEFOLDER"  # where the options used to come from; refused so it cannot act silently
 
 
 @dataclass(frozen=True)
@@ -36,27 +37,12 @@ class FolderOptions:
     seed: int = 0  # seed of the stratified shuffle
     size: int = 128  # images are resized to size×size
 
-    @classmethod
-    def from_environment(cls) -> "FolderOptions":
-        text = os.environ.get(OPTIONS_VARIABLE, "").strip()
-        options = cls()
-        names = {f.name: f.type for f in fields(cls)}
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            key, _, value = item.partition("=")
-            key = key.strip()
-            if key not in names:
-                raise MubenchError(f"{OPTIONS_VARIABLE} names option {key!r}; valid options: {', '.join(names)}.")
-            try:
-                typed = int(value) if names[key] == "int" else float(value)
-            except ValueError:
-                raise MubenchError(f"{OPTIONS_VARIABLE} option {key}={value!r} is not a number.") from None
-            options = replace(options, **{key: typed})
-        if not all(0 < f < 1 for f in (options.val, options.test, options.forget)) or options.val + options.test >= 1:
-            raise MubenchError(f"{OPTIONS_VARIABLE}={text!r} gives fractions val={options.val}, test={options.test}, "
-                               f"forget={options.forget}; each must lie in (0, 1) and val + test below 1.")
-        if not 8 <= options.size <= 1024:
-            raise MubenchError(f"{OPTIONS_VARIABLE} size={options.size} is outside 8–1024 pixels.")
-        return options
+    def __post_init__(self):
+        if not all(0 < f < 1 for f in (self.val, self.test, self.forget)) or self.val + self.test >= 1:
+            raise MubenchError(f"--task-set imagefolder gives fractions val={self.val}, test={self.test}, "
+                               f"forget={self.forget}; each must lie in (0, 1) and val + test below 1.")
+        if not 8 <= self.size <= 1024:
+            raise MubenchError(f"--task-set imagefolder.size={self.size} is outside 8–1024 pixels.")
 
 
 def scan(root: Path) -> dict[str, list[str]]:
@@ -123,7 +109,7 @@ def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path]:
         if empty:
             raise MubenchError(f"image folder {str(root)!r} is too small to split: role {empty[0]!r} gets no images "
                                f"at val={options.val}, test={options.test}, forget={options.forget}; add images "
-                               f"or raise that fraction in {OPTIONS_VARIABLE}.")
+                               f"or raise that fraction with --task-set imagefolder.<role>=….")
         classes = sorted({class_of(i) for items in found.values() for i in items})
         payload = {"task": "imagefolder", "root": str(root.resolve()), "options": options.__dict__,
                    "classes": classes, "roles": roles}
@@ -149,7 +135,8 @@ def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path]:
 
 @register_task("imagefolder")
 class ImageFolder(Task):
-    """Any <root>/<class>/*.jpg|png folder (or train/ and test/ of them); options in $MUBENCH_IMAGEFOLDER."""
+    """Any <root>/<class>/*.jpg|png folder (or train/ and test/ of them); options with --task-set imagefolder.…"""
+    Options = FolderOptions
     kind = TaskKind.MULTICLASS
     num_outputs = 0  # the number of class folders; Splits carries it
     # A generic from-scratch recipe in the DLFD code's optimiser settings, on a cosine schedule over 30 epochs.
@@ -163,7 +150,10 @@ class ImageFolder(Task):
         if other:
             raise MubenchError(f"data root {str(root)!r} looks like a data root of task {other}; use that task, "
                                f"whose adapter reads its labels and official split, not imagefolder.")
-        options = FolderOptions.from_environment()
+        if os.environ.get(RETIRED_VARIABLE):
+            raise MubenchError(f"{RETIRED_VARIABLE} is no longer read; give its options on the command line, e.g. "
+                               f"--task-set imagefolder.size=48, and unset it.")
+        options = self.options
         found, digest, path = listing(root, options)
         check_disjoint(found, path)
         check_on_disk(found, path)

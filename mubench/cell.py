@@ -131,7 +131,8 @@ def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summa
               **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
               "task": splits.task, "scenario": splits.scenario, "backbone": backbone, "seed": seed,
               "split_hash": splits.split_hash,
-              "preset": plan.preset, "device": plan.device.type, "threads": threads}
+              "preset": plan.preset, "device": plan.device.type, "threads": threads,
+              **{f"task.{k}": v for k, v in splits.notes.get("task_options", {}).items()}}
     summary.cells += 1
     # Named parent: in a worker of another process the parent run is not the active one.
     with mlflow.start_run(run_name=cell_run_name(spec, splits, backbone, seed), nested=True,

@@ -99,6 +99,8 @@ def _device(name: str):
               help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
 @click.option("--set", "assignments", multiple=True, metavar="METHOD.FIELD=VALUE",
               help="Override a method's Config field; repeatable.")
+@click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",
+              help="Set a task's option (e.g. imagefolder.size=48); repeatable. Part of the split hash.")
 @click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True,
               help="smoke: a few hundred samples and one training epoch, to check a method quickly.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -120,7 +122,7 @@ def _device(name: str):
               help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
                    "runs made with the same value.")
 @_user_errors
-def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, preset, device, head,
+def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.grid import run as run_grid
@@ -129,16 +131,17 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     from mubench.plan import method_specs
     from mubench.tracking import default_tracking_uri
     from mubench.backbones import BACKBONES
-    from mubench.tasks import TASKS
+    from mubench.tasks import TASKS, task_options
 
+    task_names = _names(tasks, TASKS, "--tasks")
     plan = RunPlan(
         methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
-        tasks=_names(tasks, TASKS, "--tasks"), backbones=_names(backbones, BACKBONES, "--backbones"),
+        tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),
         seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
         data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
-        threads=threads, scenarios=_scenarios(scenarios))
+        threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments))
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     if summary.killed:

@@ -10,28 +10,29 @@ from typing import Any, Literal, get_args, get_origin
 from mubench.errors import MubenchError
 
 
-def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
+def parse_assignments(items: tuple[str, ...] | list[str], option: str = "--set",
+                      example: str = "method.field=value, e.g. finetune.lr=0.01") -> dict[str, dict[str, str]]:
     """["scrub.alpha=0.1"] -> {"scrub": {"alpha": "0.1"}}, raw strings, not yet typed."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         target, eq, value = item.partition("=")
         method, dot, field_name = target.rpartition(".")
         if not eq or not dot or not method or not field_name:
-            raise MubenchError(f"--set {item!r} is malformed; write it as method.field=value, e.g. finetune.lr=0.01.")
+            raise MubenchError(f"{option} {item!r} is malformed; write it as {example}.")
         out.setdefault(method, {})[field_name] = value
     return out
 
 
-def build_config(config_cls: type, method: str, raw: dict[str, str]):
+def build_config(config_cls: type, method: str, raw: dict[str, str], option: str = "--set"):
     """A Config instance with the raw strings converted to each field's declared type."""
     hints = typing.get_type_hints(config_cls)
     known = {f.name for f in dataclasses.fields(config_cls)}
     values = {}
     for name, text in raw.items():
         if name not in known:
-            raise MubenchError(f"--set {method}.{name}: {method} has no field {name!r}; "
+            raise MubenchError(f"{option} {method}.{name}: {method} has no field {name!r}; "
                                f"its fields are: {', '.join(sorted(known)) or '(none)'}.")
-        values[name] = _convert(text, hints[name], f"{method}.{name}")
+        values[name] = _convert(text, hints[name], f"{option} {method}.{name}")
     return config_cls(**values)
 
 
@@ -41,7 +42,7 @@ def _convert(text: str, hint: Any, where: str) -> Any:
         for choice in args:
             if str(choice) == text:
                 return choice
-        raise MubenchError(f"--set {where}={text!r}: expected one of {', '.join(map(str, args))}.")
+        raise MubenchError(f"{where}={text!r}: expected one of {', '.join(map(str, args))}.")
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if text.lower() in ("none", "null") and type(None) in args:
             return None
@@ -53,7 +54,7 @@ def _convert(text: str, hint: Any, where: str) -> Any:
                 return _convert(text, arg, where)
             except MubenchError as exc:
                 errors.append(str(exc))
-        raise MubenchError(errors[0] if errors else f"--set {where}={text!r}: cannot convert.")
+        raise MubenchError(errors[0] if errors else f"{where}={text!r}: cannot convert.")
     if origin is tuple:
         inner = args[0] if args else str
         return tuple(_convert(part.strip(), inner, where) for part in text.split(",") if part.strip())
@@ -63,15 +64,15 @@ def _convert(text: str, hint: Any, where: str) -> Any:
             return True
         if lowered in ("false", "0", "no", "off"):
             return False
-        raise MubenchError(f"--set {where}={text!r}: expected a boolean (true or false).")
+        raise MubenchError(f"{where}={text!r}: expected a boolean (true or false).")
     if hint in (int, float):
         try:
             return hint(text)
         except ValueError:
-            raise MubenchError(f"--set {where}={text!r}: expected {'an integer' if hint is int else 'a number'}.") from None
+            raise MubenchError(f"{where}={text!r}: expected {'an integer' if hint is int else 'a number'}.") from None
     if hint is str:
         return text
-    raise MubenchError(f"--set {where}: fields of type {hint} cannot be set from the command line.")
+    raise MubenchError(f"{where}: fields of type {hint} cannot be set from the command line.")
 
 
 def config_params(config) -> dict[str, Any]:

@@ -21,12 +21,17 @@ def data() -> None:
 @click.argument("task")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
               help="Root of the task's data (or $MUBENCH_DATA).")
-def check(task: str, data_root: Path | None) -> None:
+@click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",
+              help="Set a task's option as `mubench run` does (e.g. imagefolder.size=48); repeatable.")
+def check(task: str, data_root: Path | None, task_assignments: tuple[str, ...]) -> None:
     """Validate TASK's data root as a run would, decode it into the cache, print counts and label histograms."""
-    from mubench.tasks import TASKS
+    from mubench.references import load_task
+    from mubench.tasks import TASKS, task_options
     try:
-        cls = TASKS.get(TASKS.resolve(task))
-        splits = cls().load(data_root if cls.needs_data_root else None)
+        name = TASKS.resolve(task)
+        cls = TASKS.get(name)
+        splits = load_task(name, "default", data_root if cls.needs_data_root else None,
+                           options=task_options([name], task_assignments).get(name))[1]
     except MubenchError as exc:  # the same contract as the other commands: one line, exit 2
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -2,8 +2,10 @@
 from the content-addressed cache or trained with the task's recipe."""
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from torch import nn
 
 from mubench.backbones import build_backbone
 from mubench.cache import ModelCache
+from mubench.config import param_text
 from mubench.data import Split, Splits
 from mubench.identity import reference_fields
 from mubench.plan import RunPlan, RunSummary
@@ -31,10 +34,16 @@ class References:
 
 
 def load_task(name: str, preset: str, data_root: Path | None, scenario: str = "random",
-              options: dict[str, str] | None = None) -> tuple[Task, Splits, Recipe]:
-    """The task's splits under `scenario` (smoke: a seeded subsample of each role) and its recipe."""
-    task = TASKS.get(name)(**(options or {}))
-    splits = apply_scenario(task.load(data_root), parse_scenario(scenario))
+              options=None) -> tuple[Task, Splits, Recipe]:
+    """The task's splits under `scenario` (smoke: a seeded subsample of each role) and its recipe. A task's options
+    (--task-set) join its split hash, since they can change the images (their size) or the split."""
+    task = TASKS.get(name)(options)
+    splits = task.load(data_root)
+    if task.options is not None:
+        text = json.dumps(param_text(task.options), sort_keys=True)
+        splits = replace(splits, split_hash=hashlib.sha256(f"{splits.split_hash}:{text}".encode()).hexdigest(),
+                         notes={**splits.notes, "task_options": param_text(task.options)})
+    splits = apply_scenario(splits, parse_scenario(scenario))
     recipe = task.recipe
     if preset == "smoke":
         splits, recipe = splits.shrunk(SMOKE_CAPS), recipe.smoke()

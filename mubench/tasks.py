@@ -37,7 +37,11 @@ class Task(ABC):
     num_outputs: ClassVar[int]
     recipe: ClassVar[Recipe]
     needs_data_root: ClassVar[bool] = True
+    Options: ClassVar[type | None] = None  # a frozen dataclass of the task's options (--task-set task.field=value)
     has_identities: ClassVar[bool] = False  # its data names the person (or family) of each image: --scenario identity
+
+    def __init__(self, options=None):
+        self.options = options if options is not None else (self.Options() if self.Options else None)
 
     @abstractmethod
     def load(self, data_root: Path | None) -> Splits:
@@ -70,3 +74,20 @@ def write_manifest(task: str, roles: dict[str, list[str]], path: Path | None = N
     digest = hashlib.sha256(data).hexdigest()
     path.with_suffix(".json.sha256").write_text(f"{digest}  {path.name}\n")
     return digest
+
+
+def task_options(tasks: list[str], assignments: tuple[str, ...] | list[str]) -> dict[str, object]:
+    """`--task-set imagefolder.size=48` as {task: its typed Options}, validated before anything runs."""
+    from mubench.config import build_config, parse_assignments
+    raw = parse_assignments(assignments, "--task-set", "task.option=value, e.g. imagefolder.size=48")
+    options = {}
+    for name, values in raw.items():
+        name = TASKS.resolve(name)
+        if name not in tasks:
+            raise MubenchError(f"--task-set names task {name!r}, which is not among the tasks to run "
+                               f"({', '.join(tasks)}).")
+        cls = TASKS.get(name)
+        if cls.Options is None:
+            raise MubenchError(f"--task-set {name}: task {name!r} has no options; only tasks with options take it.")
+        options[name] = build_config(cls.Options, name, values, "--task-set")
+    return options

@@ -32,7 +32,7 @@ TASK_ROLES = {"mufac": ROLES, "rafdb": ROLES, "mucac-gender": ROLES + ("unseen",
 @pytest.fixture(autouse=True)
 def decode_cache(_no_ambient_tracking_uri, monkeypatch, tmp_path):
     monkeypatch.setenv("MUBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv(imagefolder.OPTIONS_VARIABLE, raising=False)
+    monkeypatch.delenv(imagefolder.RETIRED_VARIABLE, raising=False)
     return tmp_path / "cache" / "decoded"
 
 
@@ -40,8 +40,9 @@ def load(task: str, root: Path | None):
     return TASKS.get(task)().load(root)
 
 
-def check(task: str, root: Path | None):
-    return CliRunner().invoke(main, ["data", "check", task] + (["--data-root", str(root)] if root else []))
+def check(task: str, root: Path | None, *options: str):
+    return CliRunner().invoke(main, ["data", "check", task] + (["--data-root", str(root)] if root else [])
+                              + [word for option in options for word in ("--task-set", option)])
 
 
 def assert_user_error(result, *fragments: str) -> None:
@@ -333,13 +334,25 @@ def test_imagefolder_writes_a_stratified_manifest_once_and_reuses_it(tmp_path, d
     assert "not in its split manifest" in caplog.text
 
 
-def test_imagefolder_options_change_the_split(tmp_path, monkeypatch):
+def test_imagefolder_options_change_the_split_and_its_hash(tmp_path):
+    from mubench.references import load_task
+    from mubench.tasks import task_options
     root = ff.make_imagefolder(tmp_path / "root", classes=2, per_class=20)
-    default = load("imagefolder", root)
-    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, "val=0.2,forget=0.3,seed=1,size=32")
-    custom = load("imagefolder", root)
+    default = load_task("imagefolder", "default", root)[1]
+    options = task_options(["imagefolder"], ["imagefolder.val=0.2", "imagefolder.forget=0.3", "imagefolder.seed=1",
+                                             "imagefolder.size=32"])["imagefolder"]
+    custom = load_task("imagefolder", "default", root, options=options)[1]
     assert custom.split_hash != default.split_hash and len(custom.val) == 8
     assert tuple(custom.retain.images.shape[1:]) == (3, 32, 32)
+    size_only = task_options(["imagefolder"], ["imagefolder.size=48"])["imagefolder"]
+    resized = load_task("imagefolder", "default", root, options=size_only)[1]
+    assert resized.retain.ids == default.retain.ids and resized.split_hash != default.split_hash
+    assert f"split hash: {resized.split_hash}" in check("imagefolder", root, "imagefolder.size=48").output
+
+
+def test_the_retired_options_variable_is_refused_not_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv(imagefolder.RETIRED_VARIABLE, "size=48")
+    assert_user_error(check("imagefolder", ff.make_imagefolder(tmp_path)), "--task-set imagefolder.size=48")
 
 
 def test_imagefolder_train_test_layout_keeps_its_test_folder(tmp_path):
@@ -348,11 +361,11 @@ def test_imagefolder_train_test_layout_keeps_its_test_folder(tmp_path):
     assert not any(i.startswith("test/") for r in ("retain", "forget", "val") for i in splits.role(r).ids)
 
 
-@pytest.mark.parametrize("options,fragment", [("val=2", "fractions"), ("colour=1", "valid options"),
-                                              ("size=big", "not a number")])
-def test_imagefolder_bad_options(tmp_path, monkeypatch, options, fragment):
-    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, options)
-    assert_user_error(check("imagefolder", ff.make_imagefolder(tmp_path)), imagefolder.OPTIONS_VARIABLE, fragment)
+@pytest.mark.parametrize("option,fragment", [("imagefolder.val=2", "fractions"), ("imagefolder.colour=1", "no field"),
+                                             ("imagefolder.size=big", "size"), ("mufac.size=48", "not among"),
+                                             ("imagefolder.size", "malformed")])
+def test_imagefolder_bad_options(tmp_path, option, fragment):
+    assert_user_error(check("imagefolder", ff.make_imagefolder(tmp_path), option), "--task-set", fragment)
 
 
 def test_imagefolder_too_small_to_split(tmp_path):
@@ -528,9 +541,10 @@ E2E = {  # fixtures just large enough for the MIA's 10-fold split (≥ 10 forget
 }
 
 
-def run_smoke(task: str, root: Path, out: Path):
+def run_smoke(task: str, root: Path, out: Path, *options: str):
     result = CliRunner().invoke(main, ["run", "--tasks", task, "--data-root", str(root), "--preset", "smoke",
-                                       "--methods", "original,retrain,finetune", "--out", str(out), "--quiet"])
+                                       "--methods", "original,retrain,finetune", "--out", str(out), "--quiet",
+                                       *[word for option in options for word in ("--task-set", option)]])
     assert result.exit_code == 0, result.output + result.stderr
     boards = list((out / "leaderboards").glob("*.md"))
     assert boards, result.stderr
@@ -541,9 +555,9 @@ def run_smoke(task: str, root: Path, out: Path):
 
 
 @pytest.mark.slow  # ~20–45 s on 2 shared cores, most of it MLflow start-up
-def test_imagefolder_end_to_end_at_32_pixels(tmp_path, monkeypatch):
-    monkeypatch.setenv(imagefolder.OPTIONS_VARIABLE, "size=32,test=0.4,forget=0.5")
-    run_smoke("imagefolder", ff.make_imagefolder(tmp_path / "root", classes=2, per_class=16), tmp_path / "out")
+def test_imagefolder_end_to_end_at_32_pixels(tmp_path):
+    run_smoke("imagefolder", ff.make_imagefolder(tmp_path / "root", classes=2, per_class=16), tmp_path / "out",
+              "imagefolder.size=32", "imagefolder.test=0.4", "imagefolder.forget=0.5")
 
 
 @pytest.mark.slow
