@@ -48,12 +48,16 @@ def importances(model: nn.Module, batches: BatchLoader, kind: TaskKind) -> dict[
 
 @torch.no_grad()
 def dampen(model: nn.Module, full: dict[str, torch.Tensor], forget: dict[str, torch.Tensor], alpha: float,
-           lam: float) -> None:
-    """θ ← β·θ with β = min(λ·full / forget, 1) where forget > α·full; unchanged elsewhere."""
+           lam: float) -> int:
+    """θ ← β·θ with β = min(λ·full / forget, 1) where forget > α·full; unchanged elsewhere. Returns how many
+    entries were selected."""
+    count = 0
     for name, p in model.named_parameters():
         selected = forget[name] > alpha * full[name]
         beta = (lam * full[name] / forget[name]).clamp(max=1.0)
         p.copy_(torch.where(selected, p * beta, p))
+        count += int(selected.sum())
+    return count
 
 
 @register_method("ssd")
@@ -76,5 +80,6 @@ class SSD(Unlearner):
         forget_batches = data.loader("forget", shuffle=False, batch_size=cfg.batch_size)
         forget = importances(model, ctx.progress(forget_batches, "ssd forget", len(forget_batches)), data.kind)
         full = importances(model, ctx.progress(full_batches, "ssd full", len(full_batches)), data.kind)
-        dampen(model, full, forget, cfg.alpha, cfg.lam)
+        selected = dampen(model, full, forget, cfg.alpha, cfg.lam)
+        ctx.log_metric("ssd_dampened_fraction", selected / sum(p.numel() for p in model.parameters()))
         return model.eval()
