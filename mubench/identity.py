@@ -19,6 +19,8 @@ from mubench.config import param_text, stable_hash
 NUMERIC_LIBRARIES = ("torch", "torchvision", "POT", "scikit-learn", "numpy")
 CELL_ENTRY = "mubench.cell"  # runs, scores and logs one cell
 REFERENCE_ENTRY = "mubench.references"  # trains the Original and Retrain references
+SHADOW_ENTRY = "mubench.shadows"  # trains the shadow models of the LiRA attack
+ATTACK_ENTRY = "mubench.lira"  # scores a cell with the LiRA attack
 # The backbone is initialised right after seeding, so a reference's weights do not depend on what its process ran
 # before. Part of every reference and cell key: entries trained before the seeding are neither loaded nor reused.
 REFERENCE_INIT = "seeded-init"
@@ -120,6 +122,13 @@ def reference_fields(plan, splits, recipe, backbone: str, seed: int, role: str) 
             "init": REFERENCE_INIT, "code": code_version((REFERENCE_ENTRY, task_module(splits.task)))}
 
 
+def shadow_fields(plan, splits, recipe, backbone: str, seed: int, index: int) -> dict:
+    """Everything that determines shadow model `index` of a seed (its training set is a seeded half of forget ∪
+    the held-out role, drawn from `seed` and `index`, so shadows are shared by every method and every K)."""
+    return {**reference_fields(plan, splits, recipe, backbone, seed, f"shadow-{index}"),
+            "code": code_version((SHADOW_ENTRY, task_module(splits.task)))}
+
+
 def config_hash(spec, task: str) -> str:
     return stable_hash(param_text(spec.config_for(task)))
 
@@ -132,4 +141,13 @@ def cell_key(plan, spec, splits, recipe, backbone: str, seed: int, threads: int)
                         "task": splits.task, "split": splits.split_hash, "backbone": backbone, "head": plan.head,
                         "pretrained": pretrained_digest(plan.pretrained), "recipe": param_text(recipe), "seed": seed,
                         "preset": plan.preset, "references": REFERENCE_INIT, "code": code,
-                        "device": plan.device.type, "threads": threads}, length=32)
+                        "device": plan.device.type, "threads": threads, **attack_fields(plan)}, length=32)
+
+
+def attack_fields(plan) -> dict:
+    """The opt-in attack of a run (--attack lira --shadows K) and its code; nothing when it is off, so the keys of
+    runs without it are what they were. A LiRA run therefore reruns cells finished without it (their runs lack the
+    attack's metrics); the method's numbers are the same, only the run adds the LiRA columns."""
+    if not plan.attack:
+        return {}
+    return {"attack": plan.attack, "shadows": plan.shadows, "attack_code": code_version((ATTACK_ENTRY, SHADOW_ENTRY))}
