@@ -47,8 +47,10 @@ def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.devi
 
 
 def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
-             refs: References, plots=None) -> dict[str, float]:
-    """Unlearn one copy of the original, time it, score it. Raises on any failure of the method."""
+             refs: References, plots=None, attack=None) -> dict[str, float]:
+    """Unlearn one copy of the original, time it, score it. Raises on any failure of the method. `attack`, when
+    given (the executor's, e.g. LiRA with its shadows), maps the unlearned model to more scores; the method never
+    sees it."""
     cls = METHODS.get(spec.name)
     if splits.kind.value == "multilabel" and not cls.supports_multilabel:
         raise MubenchError(f"method {spec.name!r} is defined for single-label classification only; "
@@ -80,6 +82,8 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
+    if attack is not None:
+        scores.update(attack(result))
     retrain_seconds = refs.retrain_record["train_seconds"]
     scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
                   time_ratio=metrics.time_ratio(seconds, retrain_seconds))
@@ -122,7 +126,7 @@ def cell_run_name(spec, splits, backbone, seed) -> str:
 
 
 def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary: RunSummary,
-                    seed_plots=None) -> None:
+                    seed_plots=None, attack=None) -> None:
     """One cell as a child run: FINISHED with its scores, or FAILED with its error (the grid goes on)."""
     config = spec.config_for(splits.task)
     threads = torch.get_num_threads()
@@ -139,7 +143,7 @@ def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summa
                           parent_run_id=summary.parent_run_id, tags=tags) as run:
         mlflow.log_params(params)
         try:
-            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots)
+            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots, attack)
         except Exception as exc:  # one broken method must not cost the rest of the grid
             message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
             log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())

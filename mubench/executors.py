@@ -6,6 +6,8 @@ ray:   one Ray task per reference and one per cell, on a local Ray instance star
        one GPU when the run's device is CUDA. A cell is independent of the others: a worker that crashes loses its cell only,
        recorded FAILED by the driver. References come from the shared cache, whose per-key lock lets one worker
        train each while the others wait and then load it; a cell task starts only once its references are cached.
+With --attack lira, each seed's K shadow models (mubench.shadows) are trained before its cells: locally in the
+seed's group, on Ray one task per shadow, cached like the references; every cell of the seed is scored against them.
 """
 from __future__ import annotations
 
@@ -68,11 +70,23 @@ def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob],
     """The cells of one task × backbone × seed in this process: references once, each cell, the seed's figures."""
     backbone, seed = jobs[0].backbone, jobs[0].seed
     refs = train_references(plan, splits, recipe, backbone, seed, summary)
+    attack = seed_attack(plan, splits, recipe, backbone, seed)
     seed_plots = seed_plots_for(plan, splits, backbone, seed, refs)
     for job in jobs:
-        run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots)
+        run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots, attack)
     if seed_plots is not None:
         seed_plots.finish()
+
+
+def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int):
+    """The run's opt-in attack on the cells of one seed, None without --attack: LiRA against the seed's shadows,
+    from the cache or trained now."""
+    if not plan.attack:
+        return None
+    from mubench.lira import lira_scores
+    from mubench.shadows import shadow_set
+    shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
+    return lambda model: lira_scores(model, splits, shadows, plan.device)
 
 
 def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
@@ -105,6 +119,15 @@ def _reference_task(plan: RunPlan, task: str, scenario: str, backbone: str, seed
     summary = RunSummary("")
     train_reference_role(plan, splits, recipe, backbone, seed, role, summary)
     return summary
+
+
+def _shadow_task(plan: RunPlan, task: str, scenario: str, backbone: str, seed: int, index: int,
+                 threads: int) -> RunSummary:
+    _limit_threads(threads)
+    from mubench.shadows import shadow_set
+    splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
+    shadow_set(plan, splits, recipe, backbone, seed, plan.shadows, indices=[index])
+    return RunSummary("")
 
 
 def _cell_task(plan: RunPlan, job: CellJob, parent_run_id: str, threads: int, *references_ready) -> RunSummary:
@@ -141,8 +164,11 @@ class RayExecutor:
         # is fixed, not fitted to the cluster: CPU results depend on it, and a board must not depend on the cluster.
         remote = {"num_cpus": threads, "num_gpus": gpus, "max_retries": 0}
         reference, cell = ray.remote(**remote)(_reference_task), ray.remote(**remote)(_cell_task)
+        shadow = ray.remote(**remote)(_shadow_task)
         groups = _groups(jobs)
         references = {group: [reference.remote(plan, *group, role, threads) for role in REFERENCE_ROLES]
+                      + [shadow.remote(plan, *group, index, threads)
+                         for index in range(plan.shadows if plan.attack else 0)]
                       for group in groups}
         cells = {cell.remote(plan, job, summary.parent_run_id, threads, *references[job.group]): job for job in jobs}
         for pending in references.values():
@@ -167,9 +193,11 @@ def run_job_alone(plan: RunPlan, job: CellJob, parent_run_id: str) -> RunSummary
     open_store(plan.tracking_uri, plan.out)
     splits, recipe = load_task(job.task, plan.preset, plan.data_root, job.scenario, plan.task_options.get(job.task))[1:]
     refs = train_references(plan, splits, recipe, job.backbone, job.seed, RunSummary(parent_run_id))
+    attack = seed_attack(plan, splits, recipe, job.backbone, job.seed)
     summary = RunSummary(parent_run_id)
     seed_plots = seed_plots_for(plan, splits, job.backbone, job.seed, refs)
-    run_logged_cell(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary, seed_plots)
+    run_logged_cell(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary, seed_plots,
+                    attack)
     return summary
 
 
