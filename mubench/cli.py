@@ -121,9 +121,14 @@ def _device(name: str):
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
                    "runs made with the same value.")
+@click.option("--attack", type=click.Choice(["none", "lira"]), default="none", show_default=True,
+              help="lira: also score every cell with LiRA, a per-example membership attack calibrated by shadow "
+                   "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed.")
+@click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
+              help="Shadow models per task × backbone × seed for --attack lira (cached, shared by every method).")
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
-        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads) -> None:
+        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.grid import run as run_grid
     from mubench.plan import RunPlan
@@ -134,6 +139,9 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     from mubench.tasks import TASKS, task_options
 
     task_names = _names(tasks, TASKS, "--tasks")
+    if attack == "none" and click.get_current_context().get_parameter_source("shadows") == \
+            click.core.ParameterSource.COMMANDLINE:
+        raise MubenchError(f"--shadows {shadows} needs --attack lira; without an attack no shadow model is trained.")
     plan = RunPlan(
         methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
         tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),
@@ -141,7 +149,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
-        threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments))
+        threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments),
+        attack="" if attack == "none" else attack, shadows=shadows)
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     if summary.killed:
