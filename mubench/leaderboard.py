@@ -63,7 +63,8 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus", "forgotten_test_acc")
+           "time_ratio", "nomus", "forgotten_test_acc", "lira_auc", "lira_tpr1", "lira_tpr5")
+LIRA_COLUMNS = {"lira_auc": "LiRA AUC", "lira_tpr1": "LiRA TPR@1%FPR", "lira_tpr5": "LiRA TPR@5%FPR"}
 
 
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
@@ -184,9 +185,10 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     full = summarise(cells)
     main = full[full["variant"] == ""] if len(full) else full
     class_wise = full_key(key)[5].startswith("class:")
+    lira = "lira_auc" in cells and cells["lira_auc"].notna().any()  # only boards whose store holds LiRA runs
     headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
-               "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC", "unlearn s", "× retrain",
-               "seeds"]
+               "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
+               *(LIRA_COLUMNS.values() if lira else ()), "unlearn s", "× retrain", "seeds"]
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     for rank, row in zip(ranks, main.itertuples()):
@@ -194,7 +196,9 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
         body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc),
                      *([_fmt(row.forgotten_test_acc)] if class_wise else []), _fmt(row.mia), _fmt(row.fs, row.fs_ci),
                      _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
-                     _fmt(row.mia_logloss), _fmt(row.mia_auc), _fmt(row.unlearn_seconds, digits=1),
+                     _fmt(row.mia_logloss), _fmt(row.mia_auc),
+                     *([_fmt(getattr(row, m), getattr(row, f"{m}_ci")) for m in LIRA_COLUMNS] if lira else []),
+                     _fmt(row.unlearn_seconds, digits=1),
                      _fmt(row.time_ratio), row.seeds])
     commands = sorted({c for c in cells["command"].dropna() if c})
     hashes = sorted({h[:12] for h in cells["split_hash"].dropna()})
@@ -217,7 +221,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
              "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
              "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
-             + (CLASS_WISE_NOTE if class_wise else "") + TIE_NOTE]
+             + (CLASS_WISE_NOTE if class_wise else "") + (lira_note(cells) if lira else "") + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     failed = cells[cells["status"] == "FAILED"]
@@ -225,6 +229,20 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
         lines += ["", "Failed or refused cells:", ""]
         lines += [f"- {r.label} (seed {r.seed}): {r.error}" for r in failed.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def lira_note(cells: pd.DataFrame) -> str:
+    """What the LiRA columns are, with the shadows' count and cost as the cells logged them."""
+    done = cells[cells["lira_auc"].notna()].drop_duplicates("seed")
+    counts = ", ".join(sorted({str(int(k)) for k in done["lira_shadows"].dropna()})) or "—"
+    ratio = mean_ci(done["lira_shadow_seconds"] / done["retrain_seconds"])[0]
+    size = done["lira_shadow_bytes"].mean() / 1024
+    return (f"LiRA (--attack lira, not in NoMUS): a per-example membership attack calibrated by {counts} shadow "
+            f"models per seed (each trained with the task's recipe on retain and a seeded half of forget ∪ the "
+            f"held-out set); online likelihood-ratio score, forget (members) vs the MIA's non-members; AUC and the "
+            f"TPR at 1 % and 5 % FPR, ± their 95 % interval over seeds. A model that never saw the forget set reads "
+            f"AUC ≈ 0.5 and TPR ≈ FPR. Training the shadows took {_fmt(ratio, digits=1)}× the Retrain's time per "
+            f"seed; the cache keeps {_fmt(size, digits=1)} KiB of them per seed. ")
 
 
 def scenario_words(scenario: str) -> str:
