@@ -425,13 +425,22 @@ def store(tmp_path_factory) -> str:
     log_cell(client, experiment, "dlfd", 1, preset="smoke", threads="4", head="mlp", pretrained="imagenet",
              scenario="class:3")
     log_cell(client, experiment, "dlfd", 2, preset="smoke", head="mlp", pretrained="imagenet", scenario="class:3")
+    log_cell(client, experiment, "dlfd[no-ot]", 0, preset="smoke", threads="1", head="mlp", pretrained="imagenet",
+             scenario="class:3", variant="no-ot", base="dlfd")
+    # the same label on another board, with another configuration, run later: each board keeps its own latest
+    log_cell(client, experiment, "retrain", 0, preset="tiny", threads="2", config_hash="c2")
     return uri
 
 
 def test_latest_cells_fills_the_tags_an_older_store_lacks(store):
-    cells = latest_cells(store).set_index(["label", "seed"])
-    assert sorted(cells.index) == [("dlfd", "0"), ("dlfd", "1"), ("dlfd", "2"), ("finetune", "0"), ("finetune", "1"),
-                                   ("retrain", "0")]  # finished and failed cells, not killed ones
+    cells = latest_cells(store)
+    assert sorted(zip(cells["preset"], cells["label"], cells["seed"])) == [
+        ("default", "finetune", "0"), ("default", "finetune", "1"), ("default", "retrain", "0"),
+        ("smoke", "dlfd", "0"), ("smoke", "dlfd", "1"), ("smoke", "dlfd", "2"), ("smoke", "dlfd[no-ot]", "0"),
+        ("tiny", "retrain", "0")]  # finished and failed cells, not killed ones
+    assert (cells.loc[cells["preset"] == "tiny", "config_hash"] == "c2").all()
+    cells = cells[cells["preset"] != "tiny"].set_index(["label", "seed"])
+    assert (cells.loc[("dlfd[no-ot]", "0"), "variant"], cells.loc[("dlfd[no-ot]", "0"), "base"]) == ("no-ot", "dlfd")
     finetune = cells.loc[("finetune", "0")]
     assert (finetune["head"], finetune["pretrained"], finetune["scenario"]) == ("linear", "none", "random")
     assert (finetune["variant"], finetune["base"]) == ("", "finetune")
@@ -444,6 +453,7 @@ def test_latest_cells_fills_the_tags_an_older_store_lacks(store):
                                                                                             "class:3")
     # one thread count per board needs no board of its own; several split it, and a cell without one reads "?"
     assert list(cells.loc["dlfd"].sort_index()["board_threads"]) == ["1", "4", "?"]
+    assert cells.loc[("dlfd[no-ot]", "0"), "board_threads"] == "1"
     assert set(cells.loc[["finetune", "retrain"], "board_threads"]) == {""}
 
 
@@ -459,7 +469,8 @@ def test_render_all_writes_the_boards_asked_for_and_an_index(store, tmp_path):
     index = (out / INDEX).read_text()
     assert all(f"[{name}]({name})" in index for name in names) and "[digits-resnet18.md]" not in index
     everything = render_all(store, out)  # again, into the folder that now exists
-    assert sorted(path.name for path, _ in everything.values()) == sorted(["digits-resnet18.md", *names])
+    assert sorted(path.name for path, _ in everything.values()) == sorted(["digits-resnet18.md",
+                                                                            "digits-resnet18-tiny.md", *names])
     assert "[digits-resnet18.md](digits-resnet18.md)" in (out / INDEX).read_text()
 
 
