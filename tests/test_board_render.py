@@ -324,6 +324,23 @@ def test_class_wise_board_shows_the_forgotten_class_accuracy():
     assert CLASS_WISE_NOTE in text
 
 
+def test_lira_columns_and_note_only_where_the_store_has_lira_cells(board):
+    assert "LiRA" not in board
+    lira = {"lira_auc": (0.6, 0.7), "lira_tpr1": (0.02, 0.04), "lira_tpr5": (0.1, 0.1), "lira_shadows": (8, 8),
+            "lira_shadow_seconds": (30.0, 50.0), "retrain_seconds": (10.0, 10.0),
+            "lira_shadow_bytes": (2048, 4096)}
+    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}})
+    text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows))
+    main = parse_tables(text)[0]
+    assert main[0] == HEADERS[:11] + ["LiRA AUC", "LiRA TPR@1%FPR", "LiRA TPR@5%FPR"] + HEADERS[11:]
+    t1 = 12.706205  # t(0.975, 1): two seeds; sd of (a, b) is |a − b|/√2, so the half-width is t1·|a − b|/2
+    assert main[1][11:14] == [f"0.650 ± {t1 * 0.1 / 2:.3f}", f"0.030 ± {t1 * 0.02 / 2:.3f}", "0.100 ± 0.000"]
+    # shadows cost 30/10 and 50/10 of Retrain's time on the two seeds (mean 4), and 2 and 4 KiB (mean 3)
+    assert "calibrated by 8 shadow models per seed" in text
+    assert "Training the shadows took 4.0× the Retrain's time per seed; the cache keeps 3.0 KiB of them per seed. " \
+        in text
+
+
 def test_board_with_no_failures_and_no_threads_column():
     frame = pd.DataFrame([cell("finetune", 0)]).drop(columns=["threads"])
     text = render_board(("digits", "resnet18", "default"), frame)
