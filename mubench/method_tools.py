@@ -26,9 +26,6 @@ def endless(loader: Iterable) -> Iterator:
         yield from loader
 
 
-cycle = endless
-
-
 def retain_subset(data: UnlearnData, fraction: float, seed: int) -> Split:
     """A seeded random `fraction` of retain (at least one sample), in retain's order."""
     if not 0 < fraction <= 1:
