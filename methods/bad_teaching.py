@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.search import LogUniform, Uniform
 from mubench.data import Split
 from mubench.losses import TaskKind, distill_kl, soft_predictions
 from mubench.method_tools import frozen_copy, reinitialise, retain_subset, split_loader
@@ -50,6 +51,9 @@ class BadTeaching(Unlearner):
         lr: float = 1e-4  # Adam; official code
         weight_decay: float = 0.0  # Adam; official code uses none
         batch_size: int = 0  # 0: the task recipe's (official code: 256)
+    # mubench tune: lr, KL temperature, share of retain
+    search_space = {"lr": LogUniform(1e-5, 1e-3), "temperature": LogUniform(0.5, 8.0),
+                    "retain_fraction": Uniform(0.1, 1.0)}
 
     def teachers(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         """(competent, incompetent): a frozen copy of `model`, and a frozen copy re-initialised throughout."""

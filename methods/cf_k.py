@@ -16,6 +16,7 @@ from typing import Literal
 from torch import nn
 
 from mubench.api import register_method
+from mubench.search import IntRange, LogUniform
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.method_tools import last_stages
 
@@ -32,6 +33,8 @@ class CFk(LoopUnlearner):
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook (as their fine-tuning)
         schedule: Literal["cosine", "constant"] = "constant"  # their per-batch cosine cycles; see the docstring
         batch_size: int = 0  # retain batch size; 0: the task recipe's
+    # mubench tune: stages trained, lr, passes
+    search_space = {"k": IntRange(1, 4), "lr": LogUniform(1e-4, 1e-1), "epochs": IntRange(1, 5)}
 
     def trained_modules(self, model: nn.Module) -> list[nn.Module]:
         return last_stages(model, self.config.k, "cf-k")

@@ -91,6 +91,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.search import IntRange, LogUniform, Uniform
 from mubench.data import Preprocess
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind, task_loss
@@ -182,6 +183,10 @@ class DLFD(Unlearner):
             for name in ("steps", "monitor_every", "epochs"):
                 if getattr(self, name) < 1:
                     raise MubenchError(f"dlfd.{name}={getattr(self, name)} must be at least 1.")
+
+    # mubench tune: lr, OT weight, perturbation steps and step size
+    search_space = {"lr": LogUniform(1e-3, 5e-2), "w_ot": Uniform(0.5, 10.0), "steps": IntRange(1, 20),
+                    "alpha": LogUniform(1e-2, 1.0)}
 
     ablations = {"no-ot": {"use_ot": False}, "constant-ce": {"ce_schedule": "constant"},
                  "no-ce": {"ce_schedule": "off"}, "static": {"dynamic": False}}

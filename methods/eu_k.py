@@ -17,6 +17,7 @@ from typing import Literal
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.method_tools import last_stages, reinitialise
 
@@ -33,6 +34,8 @@ class EUk(LoopUnlearner):
         weight_decay: float = 5e-4  # as CF-k (DLFD authors' MUFAC notebook)
         schedule: Literal["cosine", "constant"] = "cosine"  # annealing suits training from scratch; our choice
         batch_size: int = 0  # retain batch size; 0: the task recipe's
+    # mubench tune: stages re-initialised, lr, passes
+    search_space = {"k": IntRange(1, 4), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 5)}
 
     def trained_modules(self, model: nn.Module) -> list[nn.Module]:
         return last_stages(model, self.config.k, "eu-k")

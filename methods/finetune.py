@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mubench.api import register_method
+from mubench.search import IntRange, LogUniform
 from mubench.loop import LoopConfig, LoopUnlearner
 
 
@@ -24,3 +25,4 @@ class Finetune(LoopUnlearner):
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
         schedule: Literal["cosine", "constant"] = "constant"  # their per-batch cosine cycles; see the docstring
         batch_size: int = 0  # retain batch size; 0: the task recipe's
+    search_space = {"lr": LogUniform(1e-4, 1e-1), "epochs": IntRange(1, 5)}  # mubench tune: lr and passes over retain

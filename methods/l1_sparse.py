@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform
 from mubench.data import BatchLoader
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.losses import task_loss
@@ -65,6 +66,8 @@ class L1Sparse(LoopUnlearner):
         weight_decay: float = 5e-4  # official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
         batch_size: int = 0  # retain batch size; 0: the task recipe's (official: 256)
+    # mubench tune: ℓ1 weight, lr, passes
+    search_space = {"gamma": LogUniform(1e-5, 1e-2), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}
 
     ablations = {"no-l1": {"gamma": 0.0}}  # fine-tuning with the same budget
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.losses import task_loss
 
@@ -27,6 +28,7 @@ class NegGrad(LoopUnlearner):
         weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
         schedule: Literal["cosine", "constant"] = "constant"  # Golatkar et al. give none; see the docstring
         batch_size: int = 0  # forget batch size; 0: the task recipe's
+    search_space = {"lr": LogUniform(1e-4, 1e-1), "epochs": IntRange(1, 5)}  # mubench tune: lr and passes over forget
 
     def batches(self, data: UnlearnData, ctx: UnlearnContext):
         return data.loader("forget", shuffle=True, augment=True, batch_size=self.config.batch_size or None,

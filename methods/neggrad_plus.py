@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform, Uniform
 from mubench.data import BatchLoader
 from mubench.errors import MubenchError
 from mubench.loop import LoopConfig, LoopUnlearner
@@ -60,6 +61,8 @@ class NegGradPlus(LoopUnlearner):
         weight_decay: float = 5e-4  # official SCRUB code
         schedule: Literal["cosine", "constant"] = "constant"  # our choice: no decay over the few epochs
         batch_size: int = 0  # retain and forget batch size; 0: the task recipe's
+    # mubench tune: the retain/forget balance, lr, passes
+    search_space = {"beta": Uniform(0.5, 1.0), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 8)}
 
     # DLFD authors' MUFAC notebook: CE_r − CE_f, plain SGD lr 1e-3, 2 epochs = β 0.5 at lr 2e-3
     ablations = {"beta0.5": {"beta": 0.5, "epochs": 2, "lr": 2e-3, "momentum": 0.0, "weight_decay": 0.0}}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.method_tools import RelabelledForgetThenRetain
 
@@ -36,6 +37,7 @@ class RandomLabel(LoopUnlearner):
         weight_decay: float = 5e-4  # SalUn official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
         batch_size: int = 0  # forget and retain batch size; 0: the task recipe's (official: 256)
+    search_space = {"lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}  # mubench tune: lr and passes
 
     def batches(self, data: UnlearnData, ctx: UnlearnContext) -> RelabelledForgetThenRetain:
         return RelabelledForgetThenRetain.of(data, self.config.batch_size, ctx.seed)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, register_method
+from mubench.search import IntRange, LogUniform, Uniform
 from mubench.errors import MubenchError
 from mubench.loop import LoopConfig, LoopUnlearner
 from mubench.losses import task_loss
@@ -93,6 +94,8 @@ class SalUn(LoopUnlearner):
         weight_decay: float = 5e-4  # official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
         batch_size: int = 0  # mask, forget and retain batch size; 0: the task recipe's (official: 256)
+    # mubench tune: saliency share, lr, passes
+    search_space = {"mask_fraction": Uniform(0.1, 1.0), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}
 
     ablations = {"no-mask": {"mask_fraction": 1.0}}  # every weight salient: random-label
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.search import IntRange, LogUniform
 from mubench.losses import TaskKind, distill_kl, soft_predictions, task_loss
 from mubench.method_tools import frozen_copy
 from mubench.training import fit, make_optimizer
@@ -47,6 +48,9 @@ class SCRUB(Unlearner):
         temperature: float = 4.0  # distillation temperature (kd_T); official code
         batch_size: int = 0  # retain batch size; 0: the task recipe's (official: 256; see the docstring)
         forget_batch_size: int = 0  # 0: twice the retain batch size, the official 512 / 256 ratio
+    # mubench tune: lr, KL weight, max and min passes
+    search_space = {"lr": LogUniform(1e-4, 1e-2), "alpha": LogUniform(1e-4, 1e-1), "max_steps": IntRange(1, 3),
+                    "epochs": IntRange(2, 5)}
 
     def step_loss(self, direction: Literal["max", "min"], student: nn.Module, teacher: nn.Module, batch,
                   kind: TaskKind) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.search import LogUniform
 from mubench.data import BatchLoader, Split
 from mubench.losses import TaskKind, task_loss
 
@@ -69,6 +70,8 @@ class SSD(Unlearner):
         alpha: float = 10.0  # selection: forget importance > α × overall; paper and official code (ResNet18, CIFAR)
         lam: float = 1.0  # dampening λ: β = min(λ·overall/forget, 1); paper and official code (ResNet18, CIFAR)
         batch_size: int = 128  # batches of the importance estimates; official code's loaders
+    # mubench tune: selection α and dampening λ, the paper's two
+    search_space = {"alpha": LogUniform(1.0, 100.0), "lam": LogUniform(0.1, 10.0)}
 
     ablations = {"alpha5": {"alpha": 5.0}, "alpha50": {"alpha": 50.0}}  # the paper's other α settings
 

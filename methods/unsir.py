@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.search import LogUniform
 from mubench.data import BatchLoader
 from mubench.losses import TaskKind, task_loss
 from mubench.method_tools import retain_subset, split_loader
@@ -72,6 +73,9 @@ class UNSIR(Unlearner):
         repair_lr: float = 0.01  # Adam; official code
         weight_decay: float = 0.0  # Adam weight decay in impair and repair; official code uses none
         batch_size: int = 0  # 0: the task recipe's (official code: 256)
+    # mubench tune: the noise's and both phases' learning rates
+    search_space = {"noise_lr": LogUniform(1e-2, 1.0), "impair_lr": LogUniform(2e-3, 2e-1),
+                    "repair_lr": LogUniform(1e-3, 1e-1)}
 
     def initial_noise(self, shape: tuple[int, ...], seed: int) -> torch.Tensor:
         return torch.randn(shape, generator=torch.Generator().manual_seed(seed))

@@ -16,6 +16,7 @@ from mubench.data import BatchLoader, Preprocess, Split
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
 from mubench.registry import Registry
+from mubench.search import Dimension
 
 METHODS: Registry[type["Unlearner"]] = Registry("method", {
     "original": "mubench.methods.references:Original",
@@ -53,6 +54,9 @@ class Unlearner(ABC):
     ablations: ClassVar[dict[str, dict[str, object]]] = {}
     # Named per-task defaults (e.g. the authors' MUFAC values): task name -> Config fields; --set wins over them.
     task_defaults: ClassVar[dict[str, dict[str, object]]] = {}
+    # What `mubench tune` searches: Config field -> dimension (mubench.search); the defaults lie inside. Empty: the
+    # method is tuned over nothing and `tune` says so.
+    search_space: ClassVar[dict[str, Dimension]] = {}
     registered_name: ClassVar[str] = ""
 
     def __init__(self, config: "Unlearner.Config | None" = None):
