@@ -126,9 +126,13 @@ def _device(name: str):
                    "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed.")
 @click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
               help="Shadow models per task × backbone × seed for --attack lira (cached, shared by every method).")
+@click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
+              help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the methods "
+                   "run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
-        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows) -> None:
+        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows,
+        preset_from) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.grid import run as run_grid
     from mubench.plan import RunPlan
@@ -139,6 +143,12 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     from mubench.tasks import TASKS, task_options
 
     task_names = _names(tasks, TASKS, "--tasks")
+    tuned = None
+    if preset_from is not None:
+        from mubench.tune import preset_assignments, read_preset
+        tuned = read_preset(preset_from)
+        assignments = (*assignments, *preset_assignments(tuned, _names(methods, _methods_registry(), "--methods"),
+                                                         assignments))
     if attack == "none" and click.get_current_context().get_parameter_source("shadows") == \
             click.core.ParameterSource.COMMANDLINE:
         raise MubenchError(f"--shadows {shadows} needs --attack lira; without an attack no shadow model is trained.")
@@ -153,6 +163,9 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         attack="" if attack == "none" else attack, shadows=shadows)
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
+    if tuned is not None:
+        from mubench.tune import tag_tuned_cells
+        tag_tuned_cells(plan.tracking_uri, summary.parent_run_id, tuned, [s.name for s in plan.methods])
     if summary.killed:
         more = f" and {len(summary.killed) - 5} more" if len(summary.killed) > 5 else ""
         click.echo(f"marked {len(summary.killed)} run(s) KILLED whose process is gone: "
@@ -173,6 +186,67 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
             click.echo(f"failed: {failure.label} on {failure.task}/{failure.backbone} seed {failure.seed}: "
                        f"{failure.error}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option("--methods", required=True, help="Comma-separated methods to tune, each over its declared search space.")
+@click.option("--tasks", default="digits", show_default=True, help="The task to tune on (one).")
+@click.option("--backbones", default="resnet18", show_default=True, help="The backbone to tune on (one).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The seed whose Original and Retrain the trials unlearn (evaluate the tuned preset on others).")
+@click.option("--scenario", default="random", show_default=True, help="What is forgotten (as mubench run).")
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials per method, the same for every method; trial 0 is the method's defaults.")
+@click.option("--sampler-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of Optuna's TPE sampler.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
+              help="Folder for the MLflow store, the study (tune.db), the model cache and tuned-preset.json.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db).")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
+              help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
+@click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",
+              help="Set a task's option, as mubench run; repeatable.")
+@click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
+@click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Local state dict to initialise the backbone trunk (nothing is downloaded).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Torch threads (0: all cores). Part of a study's identity: CPU results depend on it.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, tracking_uri, data_root,
+         task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet) -> None:
+    """Tune methods with the same number of trials each, on val only (never test), and write the best
+    configurations as a preset for `mubench run --preset-from`."""
+    from mubench.backbones import BACKBONES
+    from mubench.plan import RunPlan
+    from mubench.tasks import TASKS, task_options
+    from mubench.tracking import default_tracking_uri
+    from mubench.tune import check_methods, set_lines, tune as run_tune
+
+    names = _names(methods, _methods_registry(), "--methods")
+    check_methods(names, trials)
+    task_names, backbone_names = _names(tasks, TASKS, "--tasks"), _names(backbones, BACKBONES, "--backbones")
+    if len(task_names) != 1 or len(backbone_names) != 1:
+        raise MubenchError("tune runs on one task and one backbone; tune each pair separately (a preset file each).")
+    plan = RunPlan(methods=[], tasks=task_names, backbones=backbone_names, seeds=[seed], out=_writable(out),
+                   tracking_uri="", preset=preset, device=_device(device), data_root=data_root, head=head,
+                   pretrained=pretrained, cache_dir=cache_dir or _default_cache(out), quiet=quiet, plots=False,
+                   command=_command_line(click.get_current_context()), threads=threads,
+                   scenarios=_scenarios((scenario,)), task_options=task_options(task_names, task_assignments))
+    plan.tracking_uri = tracking_uri or default_tracking_uri(out)
+    result = run_tune(plan, names, trials, sampler_seed)
+    click.echo(f"{'method':<16} {'trials':>6} {'failed':>6} {'default':>8} {'best':>8} {'× retrain':>10}")
+    for m in result.methods:
+        click.echo(f"{m.method:<16} {m.trials:>6} {m.failed:>6} {m.default:>8.4f} {m.best:>8.4f} {m.cost:>10.2f}")
+    click.echo(f"objective on val: {result.tuning['objective']} (default: trial 0, the method's own configuration)")
+    for line in set_lines(result):
+        click.echo(line)
+    click.echo(f"{result.trials_run} trials run now; study: {out / 'tune.db'}; preset: {result.preset_path} "
+               f"(mubench run --preset-from {result.preset_path}); MLflow store: {plan.tracking_uri}", err=True)
 
 
 def _default_cache(out: Path) -> Path:
