@@ -44,7 +44,7 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
         return pd.DataFrame()
     runs = runs[runs["status"].isin(["FINISHED", "FAILED"])].copy()
     for name in ("task", "backbone", "preset", "label", "method", "seed", "command", "split_hash", "error",
-                 "config_hash"):
+                 "config_hash", "tuned"):
         runs[name] = _tag(runs, name)
     runs["head"] = _tag(runs, "head", "linear")
     runs["pretrained"] = _tag(runs, "pretrained", "none")
@@ -181,6 +181,19 @@ def board_title(key: tuple) -> str:
     return f"{task} × {backbone}" + (f" ({', '.join(notes)})" if notes else "")
 
 
+def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """Which rows were run from a `mubench tune` preset, and how it was tuned (budget, objective, sampler, seed)."""
+    if "tuned" not in cells or not cells["tuned"].notna().any():
+        return []
+    shown = set(main["label"]) if len(main) else set()
+    notes: dict[str, list[str]] = {}
+    for label, note in cells.loc[cells["tuned"].notna(), ["label", "tuned"]].drop_duplicates().itertuples(index=False):
+        if label in shown:
+            notes.setdefault(note, []).append(label)
+    lines = [f"Tuned with `mubench tune` ({note}): {', '.join(sorted(labels))}." for note, labels in notes.items()]
+    return lines + [""] if lines else []
+
+
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
     full = summarise(cells)
     main = full[full["variant"] == ""] if len(full) else full
@@ -209,6 +222,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
+             *tuned_lines(main, cells),
              table(body, headers), "",
              "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "
