@@ -76,6 +76,14 @@ def test_two_common_seeds_decide_a_tie():
     lead = {0: 0.8, 1: 0.8}
     assert rank_labels([lead, {0: 0.7, 1: 0.8}]) == ["1=", "1="]
     assert rank_labels([lead, {0: 0.7, 1: 0.71}]) == ["1", "2"]
+    # .1 and .08: mean .09, sd .0141, half-width 12.706 · .0141 / √2 = .127 with one degree of freedom: a tie
+    assert rank_labels([lead, {0: 0.7, 1: 0.72}]) == ["1=", "1="]
+
+
+def test_a_row_that_decides_nothing_keeps_the_rows_below_it():
+    lead = {0: 0.8, 1: 0.8, 2: 0.8}
+    rows = [lead, {5: 0.7}, {0: 0.6, 1: 0.61, 2: 0.59}, {0: 0.5, 1: 0.5, 2: 0.51}]  # no common seed, then two more
+    assert rank_labels(rows) == ["1", "2", "3", "4"]
 
 
 # Titles and file names -----------------------------------------------------------------------------------------------
@@ -328,16 +336,16 @@ def test_lira_columns_and_note_only_where_the_store_has_lira_cells(board):
     assert "LiRA" not in board
     lira = {"lira_auc": (0.6, 0.7), "lira_tpr1": (0.02, 0.04), "lira_tpr5": (0.1, 0.1), "lira_shadows": (8, 8),
             "lira_shadow_seconds": (30.0, 50.0), "retrain_seconds": (10.0, 10.0),
-            "lira_shadow_bytes": (2048, 4096)}
+            "lira_shadow_bytes": (51200, 153600)}
     rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}})
     text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows))
     main = parse_tables(text)[0]
     assert main[0] == HEADERS[:11] + ["LiRA AUC", "LiRA TPR@1%FPR", "LiRA TPR@5%FPR"] + HEADERS[11:]
     t1 = 12.706205  # t(0.975, 1): two seeds; sd of (a, b) is |a − b|/√2, so the half-width is t1·|a − b|/2
     assert main[1][11:14] == [f"0.650 ± {t1 * 0.1 / 2:.3f}", f"0.030 ± {t1 * 0.02 / 2:.3f}", "0.100 ± 0.000"]
-    # shadows cost 30/10 and 50/10 of Retrain's time on the two seeds (mean 4), and 2 and 4 KiB (mean 3)
+    # shadows cost 30/10 and 50/10 of Retrain's time on the two seeds (mean 4), and 50 and 150 KiB (mean 100)
     assert "calibrated by 8 shadow models per seed" in text
-    assert "Training the shadows took 4.0× the Retrain's time per seed; the cache keeps 3.0 KiB of them per seed. " \
+    assert "Training the shadows took 4.0× the Retrain's time per seed; the cache keeps 100.0 KiB of them per seed. " \
         in text
 
 
@@ -402,7 +410,8 @@ def test_index_lists_each_board(tmp_path):
 
 def test_index_of_an_empty_folder_and_write_index(tmp_path):
     empty = render_index(tmp_path)
-    assert "No boards yet: `mubench leaderboard --store <run folder> --out leaderboards/`" in empty
+    assert "No boards yet: `mubench leaderboard --store <run folder> --out leaderboards/` writes them here." \
+        in empty.splitlines()
     assert parse_tables(empty) == []
     (tmp_path / "x.md").write_text("# Leaderboard: x × y\n")
     path = write_index(tmp_path)
