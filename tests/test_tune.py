@@ -1,0 +1,209 @@
+"""mubench tune: search spaces hold the defaults, the sampler is seeded, test is never read, a killed tune resumes,
+and the preset file round-trips into `mubench run`. The trials tune NegGrad on the smoke preset (one forget batch
+per epoch: the cheapest method with a search space)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import mubench.tune as tune_module
+from mubench.api import METHODS
+from mubench.errors import MubenchError
+from mubench.plan import RunPlan, method_specs
+from mubench.search import Choice, IntRange, LogUniform, Uniform, outside_space
+from mubench.tracking import default_tracking_uri
+from mubench.tune import PRESET_FILE, STUDY_DB, preset_assignments, read_preset, tune
+from tests.conftest import invoke
+
+METHOD = "neggrad"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tune-cache")
+
+
+def make_plan(out: Path, cache: Path) -> RunPlan:
+    return RunPlan(methods=[], tasks=["digits"], backbones=["resnet18"], seeds=[0], out=out,
+                   tracking_uri=default_tracking_uri(out), cache_dir=cache, preset="smoke", quiet=True, plots=False,
+                   threads=1, command="test")
+
+
+def study_trials(out: Path) -> list:
+    storage = f"sqlite:///{out / STUDY_DB}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+
+
+def trial_record(trials) -> list[tuple]:
+    return [(t.number, t.state, t.params, t.value) for t in trials]
+
+
+@pytest.fixture(scope="module")
+def first_tune(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("tune-a")
+    return out, tune(make_plan(out, cache), [METHOD], trials=3)
+
+
+# Search spaces -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_default_lies_in_its_space(name):
+    cls = METHODS.get(name)
+    assert outside_space(cls.search_space, cls.Config()) == []
+    for task, fields in cls.task_defaults.items():
+        assert outside_space(cls.search_space, cls.Config(**fields)) == [], task
+
+
+def test_methods_with_a_space_search_two_to_four_knobs():
+    sizes = {name: len(METHODS.get(name).search_space) for name in METHODS.names()}
+    assert all(size == 0 or 2 <= size <= 4 for size in sizes.values()), sizes
+    assert sizes["original"] == sizes["retrain"] == 0  # references are not tuned
+    assert all(sizes[name] for name in ("finetune", "neggrad+", "scrub", "dlfd"))
+
+
+def test_dimensions_contain_their_bounds_and_refuse_the_rest():
+    assert LogUniform(1e-3, 1e-1).contains(1e-3) and not LogUniform(1e-3, 1e-1).contains(0.2)
+    assert Uniform(0.5, 1.0).contains(1.0) and not Uniform(0.5, 1.0).contains(True)
+    assert IntRange(1, 5).contains(5) and not IntRange(1, 5).contains(2.0) and not IntRange(1, 5).contains(6)
+    assert Choice("a", "b").contains("b") and not Choice(True, False).contains(1)
+    for bad in (lambda: LogUniform(0.0, 1.0), lambda: Uniform(1.0, 1.0), lambda: IntRange(3, 2), lambda: Choice("a")):
+        with pytest.raises(MubenchError):
+            bad()
+
+
+def test_a_field_the_config_lacks_is_outside():
+    cls = METHODS.get(METHOD)
+    assert outside_space({"no_such_field": Uniform(0.0, 1.0)}, cls.Config())
+
+
+# Tuning --------------------------------------------------------------------------------------------------------
+
+def test_trial_zero_is_the_default_and_the_best_is_no_worse(first_tune):
+    out, result = first_tune
+    trials = study_trials(out)
+    defaults = METHODS.get(METHOD).Config()
+    assert trials[0].user_attrs["default"] is True
+    assert trials[0].params == {k: getattr(defaults, k) for k in METHODS.get(METHOD).search_space}
+    (tuned,) = result.methods
+    assert tuned.trials == len(trials) == 3 and tuned.default == trials[0].value
+    assert tuned.best == max(t.value for t in trials) >= tuned.default
+    assert tuned.cost == pytest.approx(tuned.seconds / tuned.retrain_seconds)
+
+
+def test_the_sampler_is_seeded(first_tune, tmp_path, cache):
+    out, _ = first_tune
+    tune(make_plan(tmp_path, cache), [METHOD], trials=3)
+    assert trial_record(study_trials(tmp_path)) == trial_record(study_trials(out))
+
+
+def test_scrambled_test_split_changes_nothing(first_tune, tmp_path, cache, monkeypatch):
+    """As the conformance kit's check: the test split is replaced in place; a tune that read it would differ."""
+    out, _ = first_tune
+    load_task, seen = tune_module.load_task, []
+
+    def scrambled(*args, **kwargs):
+        task, splits, recipe = load_task(*args, **kwargs)
+        test = splits.test
+        seen.append((test, test.images.clone(), test.labels.clone()))
+        test.images.copy_(255 - test.images)
+        test.labels.copy_((test.labels + 1) % splits.num_outputs)
+        return task, splits, recipe
+
+    monkeypatch.setattr(tune_module, "load_task", scrambled)
+    try:
+        tune(make_plan(tmp_path, cache), [METHOD], trials=3)
+    finally:
+        for test, images, labels in seen:  # in place, as the data may be shared with later tests
+            test.images.copy_(images)
+            test.labels.copy_(labels)
+    (test, images, labels), = seen
+    assert not torch.equal(255 - images, images)  # the scramble did change the test split the tune was given
+    assert trial_record(study_trials(tmp_path)) == trial_record(study_trials(out))
+
+
+def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
+    plan = make_plan(tmp_path, cache)
+    first = tune(plan, [METHOD], trials=2)
+    assert first.trials_run == 2
+    before = trial_record(study_trials(tmp_path))
+    storage = f"sqlite:///{tmp_path / STUDY_DB}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    optuna.load_study(study_name=summary.study_name, storage=storage).ask()  # a trial left RUNNING by a kill
+    again = tune(plan, [METHOD], trials=4)
+    trials = study_trials(tmp_path)
+    assert again.trials_run == 2
+    assert trial_record(trials[:2]) == before  # the finished trials are kept, not rerun
+    assert trials[2].state == optuna.trial.TrialState.FAIL and trials[2].user_attrs["killed"]
+    assert again.methods[0].trials == 4 and again.methods[0].failed == 0
+    assert tune(plan, [METHOD], trials=4).trials_run == 0
+
+
+def test_trials_are_child_runs_the_boards_never_show(first_tune):
+    from mlflow import MlflowClient
+    from mubench.tracking import EXPERIMENT, cell_runs
+    out, result = first_tune
+    client = MlflowClient(default_tracking_uri(out))
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    assert len(runs) == 3 and {r.data.tags["mubench.kind"] for r in runs} == {"trial"}
+    assert not any(k.startswith("test") for r in runs for k in r.data.metrics)  # no test metric is computed
+    assert cell_runs(default_tracking_uri(out)).empty
+
+
+# The preset ----------------------------------------------------------------------------------------------------
+
+def test_the_preset_round_trips_into_run_configs(first_tune):
+    out, result = first_tune
+    payload = read_preset(out / PRESET_FILE)
+    (tuned,) = result.methods
+    (spec,) = method_specs([METHOD], preset_assignments(payload, [METHOD], []), references=False)
+    config = spec.config_for("digits")
+    assert {k: getattr(config, k) for k in tuned.params} == tuned.params
+    assert payload["tuning"]["trials"] == 3 and payload["tuning"]["sampler_seed"] == 0
+    explicit = f"{METHOD}.lr=0.5"  # an explicit --set wins over the preset
+    assert not any(a.startswith(f"{METHOD}.lr=") for a in preset_assignments(payload, [METHOD], [explicit]))
+
+
+def test_run_from_the_preset_tags_its_cells_and_the_board_says_so(first_tune, cache):
+    out, result = first_tune
+    run = invoke("run", "--preset", "smoke", "--methods", METHOD, "--out", str(out), "--cache-dir", str(cache),
+                 "--threads", "1", "--quiet", "--no-plots", "--preset-from", str(out / PRESET_FILE))
+    assert run.exit_code == 0, run.output + run.stderr
+    board = (out / "leaderboards" / "digits-resnet18-smoke.md").read_text()
+    (tuned,) = result.methods
+    row = method_specs([METHOD], [f"{METHOD}.{k}={v}" for k, v in
+                                  json.loads((out / PRESET_FILE).read_text())["methods"][METHOD]["set"].items()],
+                       references=False)[0].row
+    assert f"Tuned with `mubench tune` ({result.tuning['trials']} trials per method" in board and row in board
+    assert "TPE sampler seed 0" in board
+
+
+def test_a_bad_preset_file_is_one_sentence(tmp_path):
+    bad = tmp_path / "preset.json"
+    bad.write_text(json.dumps({"format": 1, "tuning": {}, "methods": {"finetune": {"set": {}}}}))
+    result = invoke("run", "--methods", "scrub", "--preset-from", str(bad), "--out", str(tmp_path))
+    assert result.exit_code == 2 and "none of the methods to run" in result.stderr
+    bad.write_text("not json")
+    result = invoke("run", "--methods", "finetune", "--preset-from", str(bad), "--out", str(tmp_path))
+    assert result.exit_code == 2 and "not a preset" in result.stderr
+
+
+# Bad input -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["--methods", "nope"], "nope"),
+    (["--methods", METHOD, "--trials", "0"], "--trials 0"),
+    (["--methods", "original"], "no search space"),
+    (["--methods", METHOD, "--tasks", "digits,digits"], "one task"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, args, words):
+    result = invoke("tune", *args, "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / STUDY_DB).exists()
+
