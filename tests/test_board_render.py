@@ -309,7 +309,9 @@ def test_board_legend_explains_the_columns(board):
 def test_board_ablation_and_failed_cells(board):
     tables = parse_tables(board)
     assert len(tables) == 2
-    assert "## Ablation: finetune" in board
+    lines = board.splitlines()
+    heading = lines.index("## Ablation: finetune")
+    assert lines[heading - 1] == lines[heading + 1] == "" and lines[heading + 2].startswith("| variant")
     ablation = tables[1]
     assert ablation[0] == ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"]
     assert [row[0] for row in ablation[1:]] == ["finetune", "finetune[lr=0.1]"]  # the full configuration first
