@@ -292,7 +292,7 @@ def ls(what) -> None:
             click.echo(f"error: {exc}", err=True)
             broken += 1
             continue
-        doc = (obj.__doc__ or "").strip().splitlines()
+        doc = (obj.__doc__ or sys.modules[obj.__module__].__doc__ or "").strip().splitlines()  # class, else module
         click.echo(f"{name:<16} {doc[0] if doc else ''}")
     if broken:
         sys.exit(1)
