@@ -127,8 +127,8 @@ def _device(name: str):
 @click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
               help="Shadow models per task × backbone × seed for --attack lira (cached, shared by every method).")
 @click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
-              help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the methods "
-                   "run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
+              help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the "
+                   "methods run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows,
@@ -201,7 +201,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
               help="Seed of Optuna's TPE sampler.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
               help="Folder for the MLflow store, the study (tune.db), the model cache and tuned-preset.json.")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                    "sqlite:///<out>/mlflow.db).")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
               help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
 @click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",

@@ -9,28 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mubench.errors import MubenchError
-
-
-@dataclass(frozen=True)
-class LogUniform:
-    """A float drawn on a log scale in [lo, hi] (learning rates, loss weights)."""
-    lo: float
-    hi: float
-
-    def __post_init__(self):
-        if not 0 < self.lo < self.hi:
-            raise MubenchError(f"LogUniform({self.lo}, {self.hi}) needs 0 < lo < hi.")
-
-    def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.lo, self.hi, log=True)
-
-    def contains(self, value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.lo <= value <= self.hi
-
-    def __str__(self) -> str:
-        return f"log-uniform [{self.lo:g}, {self.hi:g}]"
 
 
 @dataclass(frozen=True)
@@ -38,19 +19,28 @@ class Uniform:
     """A float drawn uniformly in [lo, hi]."""
     lo: float
     hi: float
+    log: ClassVar[bool] = False
 
     def __post_init__(self):
-        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo < self.hi):
-            raise MubenchError(f"Uniform({self.lo}, {self.hi}) needs finite lo < hi.")
+        floor = 0.0 if self.log else -math.inf
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and floor < self.lo < self.hi):
+            raise MubenchError(f"{type(self).__name__}({self.lo}, {self.hi}) needs finite "
+                               f"{'0 < lo < hi' if self.log else 'lo < hi'}.")
 
     def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.lo, self.hi)
+        return trial.suggest_float(name, self.lo, self.hi, log=self.log)
 
     def contains(self, value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.lo <= value <= self.hi
 
     def __str__(self) -> str:
-        return f"uniform [{self.lo:g}, {self.hi:g}]"
+        return f"{'log-uniform' if self.log else 'uniform'} [{self.lo:g}, {self.hi:g}]"
+
+
+@dataclass(frozen=True)
+class LogUniform(Uniform):
+    """A float drawn on a log scale in [lo, hi] (learning rates, loss weights)."""
+    log: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -95,7 +85,7 @@ class Choice:
         return f"one of {', '.join(map(str, self.options))}"
 
 
-Dimension = LogUniform | Uniform | IntRange | Choice
+Dimension = Uniform | LogUniform | IntRange | Choice
 
 
 def outside_space(space: dict[str, Dimension], config) -> list[str]:

@@ -114,7 +114,8 @@ def tune(plan: RunPlan, methods: list[str], trials: int, sampler_seed: int = 0) 
             threads = torch.get_num_threads()
             tuning = {"task": task, "scenario": scenario, "backbone": backbone, "preset": plan.preset,
                       "head": plan.head, "seed": seed, "trials": trials, "objective": OBJECTIVE, "sampler": SAMPLER,
-                      "sampler_seed": sampler_seed, "startup_trials": startup(trials), "split_hash": splits.split_hash, "threads": threads,
+                      "sampler_seed": sampler_seed, "startup_trials": startup(trials),
+                      "split_hash": splits.split_hash, "threads": threads,
                       "device": plan.device.type, "command": plan.command}
             parent_tags = {f"{TAG}kind": "tune", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
                            **provenance_tags(), **process_tags()}
