@@ -1,10 +1,9 @@
 """LiRA (mubench.lira, mubench.shadows): the statistics against closed forms computed here with scipy, the shadows'
 IN/OUT bookkeeping, the attack at chance on a model that never saw the forget set, and the attack kept out of a
-method's reach."""
+method's reach. The board's LiRA columns are tested with the other board columns (test_board_render)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -216,24 +215,3 @@ def test_retrain_is_at_chance_and_the_original_is_not():
     assert original["lira_auc"] > 0.5 + 3 * auc_sd
     assert original["lira_tpr5"] > retrain["lira_tpr5"]
 
-
-def test_board_shows_lira_columns_only_when_the_store_holds_them():
-    from mubench.leaderboard import render_board
-    from test_board_render import cells_of, parse_tables  # the board tests' cell rows and table reader
-    plain = cells_of({"retrain": {"nomus": (0.9, 0.9)}, "finetune": {"nomus": (0.8, 0.8)}})
-    header = parse_tables(render_board(("digits", "resnet18", "default"), pd.DataFrame(plain)))[0][0]
-    assert not any("LiRA" in h for h in header)
-    attacked = cells_of({
-        "retrain": {"nomus": (0.9, 0.9), "lira_auc": (0.48, 0.52), "lira_tpr1": (0.01, 0.03),
-                    "lira_tpr5": (0.05, 0.07)},
-        "finetune": {"nomus": (0.8, 0.8), "lira_auc": (0.7, 0.7), "lira_tpr1": (0.2, 0.2), "lira_tpr5": (0.3, 0.3)}},
-        lira_shadows=4.0, lira_shadow_seconds=40.0, retrain_seconds=10.0, lira_shadow_bytes=2048.0)
-    text = render_board(("digits", "resnet18", "default"), pd.DataFrame(attacked))
-    rows = parse_tables(text)[0]
-    column = rows[0].index("LiRA AUC")
-    assert rows[0][column:column + 3] == ["LiRA AUC", "LiRA TPR@1%FPR", "LiRA TPR@5%FPR"]
-    assert rows[0][column - 1] == "MIA AUC"
-    retrain = next(r for r in rows if r[1] == "retrain (reference)")
-    half = stats.t.ppf(0.975, 1) * np.std([0.48, 0.52], ddof=1) / np.sqrt(2)
-    assert retrain[column] == f"0.500 ± {half:.3f}"
-    assert "4 shadow models" in text and "4.0× the Retrain's time" in text and "2.0 KiB" in text
