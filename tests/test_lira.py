@@ -215,3 +215,11 @@ def test_retrain_is_at_chance_and_the_original_is_not():
     assert original["lira_auc"] > 0.5 + 3 * auc_sd
     assert original["lira_tpr5"] > retrain["lira_tpr5"]
 
+
+
+def test_shadows_without_the_attack_is_refused(tmp_path):
+    from click.testing import CliRunner
+    from mubench.cli import main
+    result = CliRunner().invoke(main, ["run", "--shadows", "4", "--preset", "smoke", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--shadows 4 needs --attack lira" in result.output
+    assert not (tmp_path / "mlflow.db").exists()
