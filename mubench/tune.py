@@ -299,15 +299,14 @@ def preset_assignments(payload: dict, methods: list[str], given: tuple[str, ...]
     return out
 
 
-def tag_tuned_cells(tracking_uri: str, parent_run_id: str, payload: dict, methods: list[str]) -> None:
-    """Mark the cells a run made from a tuned preset (tag `tuned`: how the configuration was chosen)."""
+def tag_tuned_cells(tracking_uri: str, parent_run_id: str, payload: dict, labels: list[str]) -> None:
+    """Mark the cells of the tuned rows (tag `tuned`: how the configuration was chosen): this run's and those an
+    earlier, killed run from the same preset finished (a rerun skips them)."""
     client = mlflow.MlflowClient(tracking_uri)
-    parent = client.get_run(parent_run_id)
     note = tuned_note(payload["tuning"])
     client.set_tag(parent_run_id, f"{TAG}tuned", note)
-    tuned = {name for name in payload["methods"] if name in methods}
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=50000)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}kind` = 'cell'", max_results=50000)
     for run in runs:
-        if run.data.tags.get(f"{TAG}kind") == "cell" and run.data.tags.get(f"{TAG}method") in tuned:
+        if run.data.tags.get(f"{TAG}label") in labels and run.data.tags.get(f"{TAG}tuned") != note:
             client.set_tag(run.info.run_id, f"{TAG}tuned", note)
