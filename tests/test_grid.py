@@ -226,7 +226,8 @@ def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path
     assert trained == 2  # Original and Retrain, each by whichever run took its lock first
     with sqlite3.connect(tmp_path / "mlflow.db") as conn:
         assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
-    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FINISHED"] * 4
+    # each run also scores both references (they come with every board): 3 + 3 cells
+    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FINISHED"] * 6
     board = mubench("leaderboard", "--store", str(tmp_path), "--out", str(tmp_path / "boards"))
     assert board.returncode == 0
     text = (tmp_path / "boards" / "digits-resnet18-smoke.md").read_text()
@@ -249,7 +250,7 @@ def test_failing_methods_are_failed_cells_and_the_grid_goes_on(failing_plugin, t
     result = mubench(*SMOKE, "--methods", "original,finetune,demo-raises,demo-nan-weights,demo-nan-loss",
                      "--out", str(out), env=environment(PYTHONPATH=str(target)))
     assert result.returncode == 1
-    assert "5 cells run, 0 already finished" in result.stderr
+    assert "6 cells run, 0 already finished" in result.stderr  # the five named and Retrain, which every board has
     assert "Traceback" not in result.stderr
     expected = {
         "demo-raises": "RuntimeError: deliberate failure inside unlearn",
@@ -264,7 +265,7 @@ def test_failing_methods_are_failed_cells_and_the_grid_goes_on(failing_plugin, t
     assert "| original (reference)" in board and "| finetune " in board
     rerun = mubench(*SMOKE, "--methods", "original,finetune,demo-raises", "--out", str(out),
                     env=environment(PYTHONPATH=str(target)))
-    assert rerun.returncode == 1 and "1 cells run, 2 already finished" in rerun.stderr  # failed cells are retried
+    assert rerun.returncode == 1 and "1 cells run, 3 already finished" in rerun.stderr  # failed cells are retried
 
 
 @pytest.mark.slow
@@ -273,7 +274,7 @@ def test_a_dead_ray_worker_loses_its_cell_only(failing_plugin, tmp_path):
     result = mubench(*SMOKE, "--methods", "original,demo-kills-worker,finetune", "--executor", "ray",
                      "--out", str(tmp_path), env=environment(PYTHONPATH=str(failing_plugin)))
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "3 cells run, 0 already finished" in result.stderr and "1 failed" in result.stderr
+    assert "4 cells run, 0 already finished" in result.stderr and "1 failed" in result.stderr  # and retrain
     assert "failed: demo-kills-worker on digits/resnet18 seed 0: WorkerCrashedError" in result.stderr
     board = (tmp_path / BOARD).read_text()
     assert "| original (reference)" in board and "| finetune " in board and "- demo-kills-worker (seed 0):" in board
