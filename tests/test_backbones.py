@@ -44,7 +44,8 @@ def test_pretrained_wrong_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("name", [
-    "resnet18", "efficientnet_b0",
+    "resnet18",
+    pytest.param("efficientnet_b0", marks=pytest.mark.slow),  # minutes on 2 CPU cores; its shapes are tested above
     pytest.param("densenet121", marks=pytest.mark.slow),  # over two minutes on 2 CPU cores
 ])
 def test_smoke_run_on_each_backbone(name, tmp_path, cli):
