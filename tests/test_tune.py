@@ -17,7 +17,7 @@ from mubench.plan import RunPlan, method_specs
 from mubench.search import Choice, IntRange, LogUniform, Uniform, outside_space
 from mubench.tracking import default_tracking_uri
 from mubench.tune import PRESET_FILE, STUDY_DB, preset_assignments, read_preset, tune
-from tests.conftest import invoke
+from conftest import invoke
 
 METHOD = "neggrad"
 
