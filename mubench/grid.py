@@ -23,9 +23,9 @@ def run(plan: RunPlan) -> RunSummary:
     executor = make_executor(plan.executor, plan.ray_address)
     for name in plan.tasks:  # a scenario a task cannot have stops the run before any data is read
         task = TASKS.get(name)
-        for scenario in plan.scenarios:
-            if task.num_outputs or parse_scenario(scenario).kind != "class":
-                check_scenario(parse_scenario(scenario), name, task.kind, task.num_outputs, task.has_identities)
+        for scenario in map(parse_scenario, plan.scenarios):
+            if task.num_outputs:  # tasks that count their classes only when loaded are checked then
+                check_scenario(scenario, name, task.kind, task.num_outputs, task.has_identities)
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
     tasks = {(name, scenario): load_task(name, plan.preset, plan.data_root, scenario, plan.task_options.get(name))[1:]
              for name in plan.tasks for scenario in plan.scenarios}
