@@ -49,8 +49,8 @@ def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.devi
 def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
              refs: References, plots=None, attack=None) -> dict[str, float]:
     """Unlearn one copy of the original, time it, score it. Raises on any failure of the method. `attack`, when
-    given (the executor's, e.g. LiRA with its shadows), maps the unlearned model to more scores; the method never
-    sees it."""
+    given (the executor's, e.g. LiRA with its shadows), maps the unlearned model and the cell's spec to more scores;
+    the method never sees it."""
     cls = METHODS.get(spec.name)
     if splits.kind.value == "multilabel" and not cls.supports_multilabel:
         raise MubenchError(f"method {spec.name!r} is defined for single-label classification only; "
@@ -83,7 +83,7 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
     if attack is not None:
-        scores.update(attack(result))
+        scores.update(attack(result, spec))
     retrain_seconds = refs.retrain_record["train_seconds"]
     scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
                   time_ratio=metrics.time_ratio(seconds, retrain_seconds))

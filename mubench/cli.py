@@ -121,11 +121,12 @@ def _device(name: str):
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
                    "runs made with the same value.")
-@click.option("--attack", type=click.Choice(["none", "lira"]), default="none", show_default=True,
+@click.option("--attack", type=click.Choice(["none", "lira", "ulira"]), default="none", show_default=True,
               help="lira: also score every cell with LiRA, a per-example membership attack calibrated by shadow "
                    "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed.")
 @click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
-              help="Shadow models per task × backbone × seed for --attack lira (cached, shared by every method).")
+              help="Shadow models per task × backbone × seed for --attack lira or ulira (cached, shared by every "
+                   "method).")
 @click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
               help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the "
                    "methods run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
@@ -151,7 +152,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
                                                          assignments))
     if attack == "none" and click.get_current_context().get_parameter_source("shadows") == \
             click.core.ParameterSource.COMMANDLINE:
-        raise MubenchError(f"--shadows {shadows} needs --attack lira; without an attack no shadow model is trained.")
+        raise MubenchError(f"--shadows {shadows} needs --attack lira or ulira; without an attack no shadow model is "
+                           f"trained.")
     plan = RunPlan(
         methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
         tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),

@@ -79,14 +79,22 @@ def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob],
 
 
 def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int):
-    """The run's opt-in attack on the cells of one seed, None without --attack: LiRA against the seed's shadows,
-    from the cache or trained now."""
+    """The run's opt-in attack on the cells of one seed, None without --attack: a callable (unlearned model, the
+    cell's MethodSpec) -> scores. LiRA against the seed's shadows (from the cache or trained now); under ulira also
+    U-LiRA, which unlearns each shadow with the cell's method."""
     if not plan.attack:
         return None
     from mubench.lira import lira_scores
     from mubench.shadows import shadow_set
     shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
-    return lambda model: lira_scores(model, splits, shadows, plan.device)
+
+    def attack(model, spec) -> dict[str, float]:
+        scores = lira_scores(model, splits, shadows, plan.device)
+        if plan.attack == "ulira":
+            from mubench.ulira import ulira_scores
+            scores.update(ulira_scores(model, spec, plan, splits, recipe, backbone, seed, shadows))
+        return scores
+    return attack
 
 
 def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):

@@ -21,6 +21,7 @@ CELL_ENTRY = "mubench.cell"  # runs, scores and logs one cell
 REFERENCE_ENTRY = "mubench.references"  # trains the Original and Retrain references
 SHADOW_ENTRY = "mubench.shadows"  # trains the shadow models of the LiRA attack
 ATTACK_ENTRY = "mubench.lira"  # scores a cell with the LiRA attack
+UNLEARNED_ATTACK_ENTRY = "mubench.ulira"  # scores a cell with U-LiRA (unlearns the shadows with the cell's method)
 # The backbone is initialised right after seeding, so a reference's weights do not depend on what its process ran
 # before. Part of every reference and cell key: entries trained before the seeding are neither loaded nor reused.
 REFERENCE_INIT = "seeded-init"
@@ -122,10 +123,12 @@ def reference_fields(plan, splits, recipe, backbone: str, seed: int, role: str) 
             "init": REFERENCE_INIT, "code": code_version((REFERENCE_ENTRY, task_module(splits.task)))}
 
 
-def shadow_fields(plan, splits, recipe, backbone: str, seed: int, index: int) -> dict:
+def shadow_fields(plan, splits, recipe, backbone: str, seed: int, index: int, part: str = "") -> dict:
     """Everything that determines shadow model `index` of a seed (its training set is a seeded half of forget ∪
-    the held-out role, drawn from `seed` and `index`, so shadows are shared by every method and every K)."""
-    return {**reference_fields(plan, splits, recipe, backbone, seed, f"shadow-{index}"),
+    the held-out role, drawn from `seed` and `index`, so shadows are shared by every method and every K). `part`:
+    "" for what LiRA keeps (φ and membership), "model" for its weights, "retrain" for its Retrain (U-LiRA)."""
+    role = f"shadow-{index}" + (f"-{part}" if part else "")
+    return {**reference_fields(plan, splits, recipe, backbone, seed, role),
             "code": code_version((SHADOW_ENTRY, task_module(splits.task)))}
 
 
@@ -150,4 +153,5 @@ def attack_fields(plan) -> dict:
     attack's metrics); the method's numbers are the same, only the run adds the LiRA columns."""
     if not plan.attack:
         return {}
-    return {"attack": plan.attack, "shadows": plan.shadows, "attack_code": code_version((ATTACK_ENTRY, SHADOW_ENTRY))}
+    entries = (ATTACK_ENTRY, SHADOW_ENTRY) + ((UNLEARNED_ATTACK_ENTRY,) if plan.attack == "ulira" else ())
+    return {"attack": plan.attack, "shadows": plan.shadows, "attack_code": code_version(entries)}

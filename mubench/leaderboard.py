@@ -63,8 +63,11 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus", "forgotten_test_acc", "lira_auc", "lira_tpr1", "lira_tpr5")
+           "time_ratio", "nomus", "forgotten_test_acc", "lira_auc", "lira_tpr1", "lira_tpr5", "ulira_auc",
+           "ulira_tpr1", "ulira_tpr5", "ulira_cost")
 LIRA_COLUMNS = {"lira_auc": "LiRA AUC", "lira_tpr1": "LiRA TPR@1%FPR", "lira_tpr5": "LiRA TPR@5%FPR"}
+ULIRA_COLUMNS = {"ulira_auc": "U-LiRA AUC", "ulira_tpr1": "U-LiRA TPR@1%FPR", "ulira_tpr5": "U-LiRA TPR@5%FPR",
+                 "ulira_cost": "U-LiRA cost × retrain"}
 
 
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
@@ -75,6 +78,8 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     comparisons with Retrain on the seeds both have; ranked by NoMUS."""
     done = cells[cells["status"] == "FINISHED"].copy()
     done["seed"] = done["seed"].astype(int)
+    if "ulira_seconds" in done:
+        done["ulira_cost"] = done["ulira_seconds"] / done["retrain_seconds"]
     retrain = done[done["label"] == "retrain"].set_index("seed")
     rows = []
     for label, group in done.groupby("label"):
@@ -199,9 +204,10 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     main = full[full["variant"] == ""] if len(full) else full
     class_wise = full_key(key)[5].startswith("class:")
     lira = "lira_auc" in cells and cells["lira_auc"].notna().any()  # only boards whose store holds LiRA runs
+    ulira = "ulira_auc" in cells and cells["ulira_auc"].notna().any()
     headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
                "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
-               *(LIRA_COLUMNS.values() if lira else ()), "unlearn s", "× retrain", "seeds"]
+               *(LIRA_COLUMNS.values() if lira else ()), *(ULIRA_COLUMNS.values() if ulira else ()), "unlearn s", "× retrain", "seeds"]
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     for rank, row in zip(ranks, main.itertuples()):
@@ -211,6 +217,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                      _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
                      _fmt(row.mia_logloss), _fmt(row.mia_auc),
                      *([_fmt(getattr(row, m), getattr(row, f"{m}_ci")) for m in LIRA_COLUMNS] if lira else []),
+                     *([_fmt(getattr(row, m), getattr(row, f"{m}_ci"), digits=1 if m == "ulira_cost" else 3)
+                        for m in ULIRA_COLUMNS] if ulira else []),
                      _fmt(row.unlearn_seconds, digits=1),
                      _fmt(row.time_ratio), row.seeds])
     commands = sorted({c for c in cells["command"].dropna() if c})
@@ -235,7 +243,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
              "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
              "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
-             + (CLASS_WISE_NOTE if class_wise else "") + (lira_note(cells) if lira else "") + TIE_NOTE]
+             + (CLASS_WISE_NOTE if class_wise else "") + (lira_note(cells) if lira else "") + (ULIRA_NOTE if ulira else "") + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     failed = cells[cells["status"] == "FAILED"]
@@ -257,6 +265,14 @@ def lira_note(cells: pd.DataFrame) -> str:
             f"TPR at 1 % and 5 % FPR, ± their 95 % interval over seeds. A model that never saw the forget set reads "
             f"AUC ≈ 0.5 and TPR ≈ FPR. Training the shadows took {_fmt(ratio, digits=1)}× the Retrain's time per "
             f"seed; the cache keeps {_fmt(size, digits=1)} KiB of them per seed. ")
+
+
+ULIRA_NOTE = ("U-LiRA (--attack ulira, not in NoMUS): LiRA whose IN side comes from the shadows after the row's own "
+              "method unlearned each shadow's half of the pool (Hayes et al. 2024), and whose OUT side from the shadows "
+              "that never trained on the example; forget vs the MIA's non-members, ± 95 % interval over seeds. An "
+              "unlearner whose unlearned models are distributed as retrained ones reads AUC ≈ 0.5 and TPR ≈ FPR. "
+              "U-LiRA cost × retrain: the seconds of the row's unlearning runs on the shadows (one per shadow) over "
+              "the Retrain's training seconds. ")
 
 
 def scenario_words(scenario: str) -> str:

@@ -14,8 +14,8 @@ on an example is then
 Higher means "member". The attack's members are the forget set and its non-members the held-out role (class-wise
 forgetting: the held-out images of the forgotten classes), as `metrics.score_model` reads them; per cell it reports
 ROC AUC and TPR at 1 % and 5 % FPR (the highest TPR whose FPR is at most that, no interpolation). A model that never
-saw the forget set (Retrain) is at chance: AUC ≈ 0.5, TPR ≈ FPR. U-LiRA (Hayes et al. 2024), which unlearns IN
-shadows with the method under test, is not implemented.
+saw the forget set (Retrain) is at chance: AUC ≈ 0.5, TPR ≈ FPR. U-LiRA (Hayes et al. 2024, mubench.ulira)
+calibrates the IN side on shadows unlearned with the cell's method instead.
 """
 from __future__ import annotations
 

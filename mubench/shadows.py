@@ -8,6 +8,8 @@ shadows and OUT for the rest, and retain, always IN, plays the part it plays for
 
 What the attack needs of a shadow is kept, not its weights: φ of every pool example under the shadow and which of
 them it trained on (a few KiB in the model cache, under a key built like the references' with `shadow-<i>` as role).
+U-LiRA (mubench.ulira) unlearns the shadows themselves, so with `--attack ulira` their weights are cached too
+(`shadow-<i>-model`), and, for the Retrain row, each shadow's Retrain on retain alone (`shadow-<i>-retrain`).
 """
 from __future__ import annotations
 
@@ -83,16 +85,37 @@ def confidence_logits(model: nn.Module, split: Split, kind: TaskKind, preprocess
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
+def train_shadow_model(model: nn.Module, splits: Splits, recipe: Recipe, device: torch.device, seed: int, index: int,
+                       retain_only: bool = False, progress=None, desc: str = "shadow") -> float:
+    """Train `model` (fresh, built right after `seed_everything(shadow_seed(seed, index))`) as shadow `index`, or with
+    `retain_only` as that shadow's Retrain (retain alone, the same seed); return the seconds it took."""
+    data = splits.retain if retain_only else shadow_training_set(splits, seed, index)[0]
+    return train_reference(model, data, splits.kind, splits.preprocess, recipe, device, shadow_seed(seed, index),
+                           progress, desc)
+
+
 def train_shadow(splits: Splits, recipe: Recipe, make_model, device: torch.device, seed: int, index: int,
                  progress=None, desc: str = "shadow") -> tuple[np.ndarray, np.ndarray, float]:
     """Train shadow `index` (a fresh `make_model()`, seeded) and return (φ on the pool, membership mask, seconds)."""
-    data, member = shadow_training_set(splits, seed, index)
-    torch_seed = shadow_seed(seed, index)
-    seed_everything(torch_seed)
+    seed_everything(shadow_seed(seed, index))
     model = make_model()
-    seconds = train_reference(model, data, splits.kind, splits.preprocess, recipe, device, torch_seed, progress, desc)
+    seconds = train_shadow_model(model, splits, recipe, device, seed, index, progress=progress, desc=desc)
     phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, device)
-    return phi, member, seconds
+    return phi, shadow_members(len(attack_pool(splits)), seed, index), seconds
+
+
+def shadow_model(plan, splits: Splits, recipe: Recipe, backbone: str, seed: int, index: int,
+                 retain_only: bool = False) -> tuple[nn.Module, dict, bool]:
+    """Shadow `index`'s weights (or, `retain_only`, its Retrain's) from the cache or trained and cached:
+    (model in eval mode on the run's device, cache record, whether it came from the cache)."""
+    seed_everything(shadow_seed(seed, index))
+    model = build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained)
+    part = "retrain" if retain_only else "model"
+    record, hit = ModelCache(plan.cache_dir).get_or_train(
+        shadow_fields(plan, splits, recipe, backbone, seed, index, part), model,
+        lambda m: train_shadow_model(m, splits, recipe, plan.device, seed, index, retain_only,
+                                     None if plan.quiet else progress_bar, f"shadow {index} {part} {backbone}"))
+    return model.to(plan.device).eval(), record, hit
 
 
 class ShadowEntry(nn.Module):
@@ -117,22 +140,32 @@ class ShadowSet:
 
 def shadow_set(plan, splits: Splits, recipe: Recipe, backbone: str, seed: int, count: int,
                indices=None) -> ShadowSet:
-    """Shadows 0..count-1 from the cache, or trained and cached (`indices`: only those, e.g. one Ray task's)."""
+    """Shadows 0..count-1 from the cache, or trained and cached (`indices`: only those, e.g. one Ray task's). Under
+    `--attack ulira` each shadow's weights are cached too, and its φ is read from them."""
     cache = ModelCache(plan.cache_dir)
+    keep_models = plan.attack == "ulira"
     pool_size = len(splits.forget) + len(splits.role(held_out_role(splits)))
     phis, members, seconds, size, trained = [], [], 0.0, 0, 0
     for index in range(count) if indices is None else indices:
         entry = ShadowEntry(pool_size)
 
         def train(holder: nn.Module, index=index) -> float:
-            phi, member, took = train_shadow(
-                splits, recipe, lambda: build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained),
-                plan.device, seed, index, None if plan.quiet else progress_bar, f"shadow {index} {backbone}")
+            if keep_models:
+                model, model_record, _ = shadow_model(plan, splits, recipe, backbone, seed, index)
+                phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, plan.device)
+                member, took = shadow_members(pool_size, seed, index), model_record["train_seconds"]
+            else:
+                phi, member, took = train_shadow(
+                    splits, recipe, lambda: build_backbone(backbone, splits.num_outputs, plan.head, plan.pretrained),
+                    plan.device, seed, index, None if plan.quiet else progress_bar, f"shadow {index} {backbone}")
             holder.phi.copy_(torch.from_numpy(phi))
             holder.member.copy_(torch.from_numpy(member))
             return took
         fields = shadow_fields(plan, splits, recipe, backbone, seed, index)
         record, hit = cache.get_or_train(fields, entry, train)
+        if keep_models:  # a φ entry cached by a LiRA run still needs the weights U-LiRA unlearns
+            model_record = shadow_model(plan, splits, recipe, backbone, seed, index)[1]
+            size += sum(os.path.getsize(path) for path in cache.paths(model_record["key"]))
         phis.append(entry.phi.numpy().copy())
         members.append(entry.member.numpy().copy())
         seconds += record["train_seconds"]

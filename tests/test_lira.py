@@ -171,7 +171,7 @@ def test_the_attack_scores_the_methods_result_and_changes_nothing_a_method_recei
     monkeypatch.setattr(METHODS.get("original"), "unlearn", spy_unlearn)
     attacked = []
 
-    def attack(model):
+    def attack(model, spec):
         attacked.append(model)
         return {"lira_auc": 0.5}
     spec = MethodSpec("original")

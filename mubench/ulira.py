@@ -1,0 +1,85 @@
+"""U-LiRA: LiRA calibrated on shadows unlearned with the method under test (Hayes, Shumailov, Triantafillou, Khalifa,
+Papernot, "Inexact unlearning needs more careful evaluations to avoid a false sense of privacy", 2024). Opt-in:
+`mubench run --attack ulira --shadows K`, which also reports plain LiRA (mubench.lira) from the same shadows.
+
+LiRA's IN shadows trained on an example and kept it; the model under test trained on its forget set and then ran an
+unlearning method, which can leave a trace LiRA's IN Gaussian does not describe (and a model that lost accuracy
+everywhere looks "OUT" to it). U-LiRA therefore unlearns every shadow with the cell's method and configuration:
+shadow k (retain ∪ its half of the pool, mubench.shadows) is handed to the method with retain as retain, its half of
+the pool as forget and the task's val as val, exactly as the Original is in the cell. Per pool example, φ under the
+shadows that trained on it and then unlearned it is the IN side; φ under the shadows that never trained on it (the
+plain shadows: models retrained without it) is the OUT side, as Hayes et al. compare unlearned against retrained
+models. The Gaussian fits, the online likelihood-ratio score and the reported AUC and TPR at 1 % and 5 % FPR
+(forget vs the held-out non-members) are LiRA's. A perfect unlearner's unlearned shadows are distributed as the
+retrained ones: AUC ≈ 0.5, TPR ≈ FPR.
+
+Deviation from the paper: Hayes et al. score a population of target models, half unlearned and half retrained, per
+target example; a board cell has one unlearned target model, so, like the LiRA columns, U-LiRA scores the cell's model
+on its forget examples (members that were unlearned) against its held-out examples (never members).
+
+Cost: one unlearning run per shadow per cell, K times the method's own unlearning time (`ulira_seconds`), plus
+caching the K shadows' weights; the Retrain row unlearns a shadow by training that shadow's Retrain on retain alone
+(K more trainings per seed, cached). The shadows' forget sets contain held-out examples: that is the evaluator's
+game on the evaluator's models; the method still never sees `test` in the cell it is scored for.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from mubench.api import METHODS, UnlearnContext, UnlearnData
+from mubench.cell import make_monitor
+from mubench.lira import attack_metrics, fit_gaussians, nonmember_mask, online_scores
+from mubench.references import seed_everything
+from mubench.shadows import ShadowSet, attack_pool, confidence_logits, shadow_model
+
+
+def unlearned_shadow_phi(plan, spec, splits, recipe, backbone: str, seed: int,
+                         shadows: ShadowSet) -> tuple[np.ndarray, float]:
+    """φ on the pool under each shadow after the method unlearned the shadow's half of the pool ([K, pool]), and the
+    unlearning seconds summed over the shadows (shadow Retrains' training time included, as a cell charges it)."""
+    method = METHODS.get(spec.name)
+    config = spec.config_for(splits.task)
+    pool = attack_pool(splits)
+    phis, seconds = [], 0.0
+    for index, member in enumerate(shadows.member):
+        model = shadow_model(plan, splits, recipe, backbone, seed, index)[0]
+        forget = pool.subset(torch.from_numpy(np.flatnonzero(member)))
+        data = UnlearnData(splits.retain, forget, splits.val, splits.kind, splits.num_outputs, splits.preprocess,
+                           recipe.batch_size, plan.device)
+
+        def retrained(index=index):
+            shadow_retrain, record, _ = shadow_model(plan, splits, recipe, backbone, seed, index, retain_only=True)
+            return shadow_retrain, record["train_seconds"]
+        ctx = UnlearnContext(device=plan.device, seed=seed, quiet=True,
+                             _monitor=make_monitor(forget, splits.val, splits.kind, splits.preprocess, plan.device),
+                             _retrained=retrained, _log_metric=lambda name, value, step: None)
+        seed_everything(seed)
+        started = time.perf_counter()
+        result = method(config).unlearn(model, data, ctx)
+        if plan.device.type == "cuda":
+            torch.cuda.synchronize(plan.device)
+        seconds += time.perf_counter() - started + ctx.borrowed_seconds
+        phis.append(confidence_logits(result, pool, splits.kind, splits.preprocess, plan.device))
+    return np.array(phis), seconds
+
+
+def ulira_metrics(target_phi: np.ndarray, unlearned_phi: np.ndarray, shadows: ShadowSet,
+                  keep: np.ndarray) -> dict[str, float]:
+    """U-LiRA's AUC and TPRs for a model with φ `target_phi` on the pool: IN from the unlearned shadows that had the
+    example, OUT from the plain shadows that never had it; forget vs the kept held-out examples."""
+    calibration = np.where(shadows.member, unlearned_phi, shadows.phi)
+    scores = online_scores(target_phi, fit_gaussians(calibration, shadows.member))
+    n = shadows.n_forget
+    return attack_metrics(scores[:n], scores[n:][keep], "ulira")
+
+
+def ulira_scores(model, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet) -> dict[str, float]:
+    """The cell's U-LiRA metrics and their cost (`ulira_seconds`: the K unlearning runs; `ulira_runs`: K)."""
+    target_phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, plan.device)
+    unlearned_phi, seconds = unlearned_shadow_phi(plan, spec, splits, recipe, backbone, seed, shadows)
+    out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits))
+    out.update(ulira_seconds=seconds, ulira_runs=float(len(shadows.member)))
+    return out
