@@ -1,18 +1,23 @@
 """Where the grid's cell jobs run. Whatever the executor, every cell is a child run of the invocation in one store.
 
 local: this process, one task × backbone × seed after another (references once per seed, in memory).
-ray:   one Ray task per reference and one per cell, on a local Ray instance started for the run or on a cluster
-       joined with --ray-address. A task reserves the cores it runs torch threads on (--threads, default 1) and
-       one GPU when the run's device is CUDA. A cell is independent of the others: a worker that crashes loses its cell only,
-       recorded FAILED by the driver. References come from the shared cache, whose per-key lock lets one worker
-       train each while the others wait and then load it; a cell task starts only once its references are cached.
-With --attack lira, each seed's K shadow models (mubench.shadows) are trained before its cells: locally in the
-seed's group, on Ray one task per shadow, cached like the references; every cell of the seed is scored against them.
+ray:   long-lived Ray actors, one per slot of a local Ray instance started for the run or of a cluster joined with
+       --ray-address. An actor reserves the cores it runs torch threads on (--threads, default 1) and one GPU when
+       the run's device is CUDA; the cluster holds cores // threads of them (at most one per GPU). Each receives a
+       task's decoded splits once through Ray's object store and keeps the references (and attack) of the seeds it
+       serves in memory. The driver hands out one piece of work at a time: first the parts of a seed's preparation
+       (each reference role, each shadow), then, once all have ended, the seed's cells; an actor keeps to the seed it
+       served last while that has work, and an idle one takes work from another seed. Only the cell an actor is
+       running is lost when its process dies (recorded FAILED by the driver); a fresh actor takes its slot and the
+       cells not yet started. The cache's per-key lock keeps each reference trained once.
+With --attack lira (or ulira), each seed's K shadow models (mubench.shadows) are trained before its cells: locally in
+the seed's group, on Ray one part of the preparation per shadow, cached like the references; every cell of the seed
+is scored against them.
 """
 from __future__ import annotations
 
 import logging
-import traceback
+from collections import Counter, OrderedDict
 from dataclasses import replace
 
 import mlflow
@@ -23,8 +28,7 @@ from mubench.data import Splits
 from mubench.errors import MubenchError
 from mubench.identity import reference_fields
 from mubench.plan import CellFailure, CellJob, RunPlan, RunSummary
-from mubench.references import (REFERENCE_ROLES, References, load_task, train_reference_role,
-                                train_references)
+from mubench.references import REFERENCE_ROLES, References, train_reference_role, train_references
 from mubench.tracking import EXPERIMENT, TAG, open_store
 from mubench.training import Recipe
 
@@ -120,27 +124,108 @@ def _limit_threads(threads: int) -> None:
     threadpool_limits(threads)  # BLAS/OpenMP pools of numpy and scikit-learn (the MIA's regression)
 
 
-def _reference_task(plan: RunPlan, task: str, scenario: str, backbone: str, seed: int, role: str,
-                    threads: int) -> RunSummary:
-    _limit_threads(threads)
-    splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
-    summary = RunSummary("")
-    train_reference_role(plan, splits, recipe, backbone, seed, role, summary)
-    return summary
+SEEDS_KEPT = 2  # seeds whose references, attack and figures an actor keeps in memory: the ones it served last
 
 
-def _shadow_task(plan: RunPlan, task: str, scenario: str, backbone: str, seed: int, index: int,
-                 threads: int) -> RunSummary:
-    _limit_threads(threads)
-    from mubench.shadows import shadow_set
-    splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
-    shadow_set(plan, splits, recipe, backbone, seed, plan.shadows, indices=[index])
-    return RunSummary("")
+class CellWorker:
+    """One slot of the Ray cluster, as a Ray actor: it prepares seeds (one reference or one shadow at a time) and
+    runs cells, many of them, keeping each task's splits and the references, attack and figures of the seeds it
+    served last in memory, so that a cell costs only its own work."""
+
+    def __init__(self, plan: RunPlan, parent_run_id: str, threads: int):
+        _limit_threads(threads)
+        open_store(plan.tracking_uri, plan.out)
+        self.plan, self.parent_run_id = plan, parent_run_id
+        self.tasks: dict[tuple, tuple[Splits, Recipe]] = {}
+        self.seeds: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def ready(self) -> None:
+        """Answers once the actor is placed and started: only then does the driver hand it work."""
+
+    def prepare(self, group: tuple, task: list, part: str | int) -> RunSummary:
+        """One part of a seed's preparation, cached for its cells: a reference role, or a shadow's index."""
+        splits, recipe = self._task(group, task)
+        backbone, seed = group[2:]
+        summary = RunSummary(self.parent_run_id)
+        if isinstance(part, str):
+            train_reference_role(self.plan, splits, recipe, backbone, seed, part, summary)
+        else:
+            from mubench.shadows import shadow_set
+            shadow_set(self.plan, splits, recipe, backbone, seed, self.plan.shadows, indices=[part])
+        return summary
+
+    def run(self, job: CellJob, task: list) -> RunSummary:
+        """One cell as a child run of the invocation; the seed's t-SNE is left to `finish_seed_plots`."""
+        splits, recipe = self._task(job.group, task)
+        refs, attack, seed_plots = self._seed(job.group, splits, recipe)
+        summary = RunSummary(self.parent_run_id)
+        run_logged_cell(self.plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary,
+                        seed_plots, attack)
+        return summary
+
+    def _task(self, group: tuple, task: list) -> tuple[Splits, Recipe]:
+        """The group's splits and recipe, fetched from Ray's object store on first use. `task` wraps the object's
+        reference in a list so that Ray hands over the reference, not a fresh copy of the data, at every call."""
+        if group[:2] not in self.tasks:
+            import ray
+            self.tasks[group[:2]] = ray.get(task[0])
+        return self.tasks[group[:2]]
+
+    def _seed(self, group: tuple, splits: Splits, recipe: Recipe) -> tuple:
+        if group in self.seeds:
+            self.seeds.move_to_end(group)
+        else:
+            backbone, seed = group[2:]
+            refs = train_references(self.plan, splits, recipe, backbone, seed, RunSummary(self.parent_run_id))
+            self.seeds[group] = (refs, seed_attack(self.plan, splits, recipe, backbone, seed),
+                                 seed_plots_for(self.plan, splits, backbone, seed, refs))
+            while len(self.seeds) > SEEDS_KEPT:
+                self.seeds.popitem(last=False)
+        return self.seeds[group]
 
 
-def _cell_task(plan: RunPlan, job: CellJob, parent_run_id: str, threads: int, *references_ready) -> RunSummary:
-    _limit_threads(threads)
-    return run_job_alone(plan, job, parent_run_id)
+class WorkQueue:
+    """The grid's work not yet handed out, per group (task × scenario × backbone × seed): the parts of its
+    preparation (reference roles, then shadow indices) first, then its cells, once every part has ended."""
+
+    def __init__(self, groups: dict[tuple, list[CellJob]], shadows: int):
+        self.parts = {group: [*REFERENCE_ROLES, *range(shadows)] for group in groups}
+        self.cells = {group: list(jobs) for group, jobs in groups.items()}
+        self.preparing = dict.fromkeys(groups, 0)  # parts handed out that have not ended yet
+
+    def has_work(self, group: tuple) -> bool:
+        return bool(self.parts[group]) or (not self.preparing[group] and bool(self.cells[group]))
+
+    def pick(self, home: tuple | None, homes: dict[tuple, int]) -> tuple | None:
+        """The group an idle actor serves next: its home (the group it served last) while that has work, else the
+        group with work that the fewest actors call home (the first in the grid's order among equals); None when
+        no group has work to hand out now."""
+        if home is not None and self.has_work(home):
+            return home
+        return min((group for group in self.parts if self.has_work(group)), key=lambda g: homes.get(g, 0), default=None)
+
+    def take(self, group: tuple) -> str | int | CellJob:
+        if self.parts[group]:
+            self.preparing[group] += 1
+            return self.parts[group].pop(0)
+        return self.cells[group].pop(0)
+
+    def part_ended(self, group: tuple) -> None:
+        self.preparing[group] -= 1
+
+    def left(self) -> list[CellJob]:
+        return [job for jobs in self.cells.values() for job in jobs]
+
+
+def ray_slots(nodes: list[dict], threads: int, gpus: int) -> int:
+    """How many actors the cluster holds at once: on each live node, its cores // threads (at most its GPUs when
+    each actor takes one)."""
+    slots = 0
+    for node in nodes:
+        if node["Alive"]:
+            cores = int(node["Resources"].get("CPU", 0)) // threads
+            slots += min(cores, int(node["Resources"].get("GPU", 0))) if gpus else cores
+    return slots
 
 
 class RayExecutor:
@@ -168,45 +253,91 @@ class RayExecutor:
         if threads > largest_node:
             raise MubenchError(f"--threads {threads} is more than the {largest_node} cores of the Ray cluster's "
                                f"largest node; choose at most {largest_node}.")
-        # A task reserves as many cores as it runs torch threads, so workers never oversubscribe a machine. The count
-        # is fixed, not fitted to the cluster: CPU results depend on it, and a board must not depend on the cluster.
-        remote = {"num_cpus": threads, "num_gpus": gpus, "max_retries": 0}
-        reference, cell = ray.remote(**remote)(_reference_task), ray.remote(**remote)(_cell_task)
-        shadow = ray.remote(**remote)(_shadow_task)
         groups = _groups(jobs)
-        references = {group: [reference.remote(plan, *group, role, threads) for role in REFERENCE_ROLES]
-                      + [shadow.remote(plan, *group, index, threads)
-                         for index in range(plan.shadows if plan.attack else 0)]
-                      for group in groups}
-        cells = {cell.remote(plan, job, summary.parent_run_id, threads, *references[job.group]): job for job in jobs}
-        for pending in references.values():
-            for done in pending:
-                try:
-                    summary.merge(ray.get(done))
-                except ray.exceptions.RayError:
-                    pass  # reported by each of its cells
-        for done, job in cells.items():
-            try:
-                summary.merge(ray.get(done))
-            except ray.exceptions.RayError as exc:
-                log.debug("cell %s lost:\n%s", job, traceback.format_exc())
-                record_lost_cell(plan, job, *tasks[(job.task, job.scenario)], _lost_reason(exc), summary)
+        queue = WorkQueue(groups, plan.shadows if plan.attack else 0)
+        parts = sum(map(len, queue.parts.values()))
+        slots = max(1, min(ray_slots(ray.nodes(), threads, gpus), max(len(jobs), parts)))
+        # An actor reserves as many cores as it runs torch threads, so workers never oversubscribe a machine. The
+        # count is fixed, not fitted to the cluster: CPU results depend on it, and a board must not depend on the
+        # cluster.
+        worker = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(CellWorker)
+        Dispatcher(ray, worker, plan, tasks, queue, threads, summary).run(slots)
         for task, scenario, backbone, seed in groups:
             finish_seed_plots(plan, *tasks[(task, scenario)], backbone, seed)
 
 
-def run_job_alone(plan: RunPlan, job: CellJob, parent_run_id: str) -> RunSummary:
-    """One cell in a process of its own (an executor's worker): its data, its references from the cache, its own
-    child run of `parent_run_id` in the same store. The seed's t-SNE is left to `finish_seed_plots`."""
-    open_store(plan.tracking_uri, plan.out)
-    splits, recipe = load_task(job.task, plan.preset, plan.data_root, job.scenario, plan.task_options.get(job.task))[1:]
-    refs = train_references(plan, splits, recipe, job.backbone, job.seed, RunSummary(parent_run_id))
-    attack = seed_attack(plan, splits, recipe, job.backbone, job.seed)
-    summary = RunSummary(parent_run_id)
-    seed_plots = seed_plots_for(plan, splits, job.backbone, job.seed, refs)
-    run_logged_cell(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary, seed_plots,
-                    attack)
-    return summary
+class Dispatcher:
+    """The driver's side of the actors: starts them, hands each idle one its next piece of work from the queue, and
+    settles what comes back (summaries merged, lost cells recorded FAILED, dead actors replaced)."""
+
+    def __init__(self, ray, worker, plan: RunPlan, tasks: dict, queue: WorkQueue, threads: int, summary: RunSummary):
+        self.ray, self.worker, self.plan, self.tasks, self.queue = ray, worker, plan, tasks, queue
+        self.threads, self.summary = threads, summary
+        self.task_data = {key: [ray.put(tasks[key])] for key in {group[:2] for group in queue.parts}}
+        self.calls: dict = {}  # a call in flight -> (actor, group, work); group None for the actor's `ready`
+        self.homes: dict = {}  # live actor -> the group it served last
+        self.actors, self.idle = [], []
+        self.start_error = "no actor started"
+
+    def run(self, slots: int) -> None:
+        try:
+            for _ in range(slots):
+                self._start()
+            while self.calls:
+                [done], _ = self.ray.wait(list(self.calls), num_returns=1)
+                actor, group, work = self.calls.pop(done)
+                try:
+                    result, error = self.ray.get(done), None
+                except self.ray.exceptions.RayError as exc:
+                    result, error = None, exc
+                self._settle(actor, group, work, result, error)
+                self._hand_out()
+            for job in self.queue.left():  # only when every actor died before it could start
+                self._lose(job, f"no Ray worker could start: {self.start_error}")
+        finally:
+            for actor in self.actors:
+                self.ray.kill(actor)
+
+    def _start(self) -> None:
+        actor = self.worker.remote(self.plan, self.summary.parent_run_id, self.threads)
+        self.actors.append(actor)
+        self.calls[actor.ready.remote()] = (actor, None, None)
+
+    def _hand_out(self) -> None:
+        while self.idle:
+            group = self.queue.pick(self.homes.get(self.idle[0]), Counter(self.homes.values()))
+            if group is None:
+                return
+            actor, work = self.idle.pop(0), self.queue.take(group)
+            self.homes[actor] = group
+            data = self.task_data[group[:2]]
+            call = actor.run.remote(work, data) if isinstance(work, CellJob) else actor.prepare.remote(
+                group, data, work)
+            self.calls[call] = (actor, group, work)
+
+    def _settle(self, actor, group: tuple | None, work, result: RunSummary | None, error) -> None:
+        died = isinstance(error, self.ray.exceptions.RayActorError)
+        if group is None and died:  # it never started (its __init__ failed): not replaced
+            self.start_error = _lost_reason(error)
+            return
+        if isinstance(work, CellJob):
+            if error is None:
+                self.summary.merge(result)
+            else:
+                log.debug("cell %s lost: %s", work, error)
+                self._lose(work, _lost_reason(error))
+        elif group is not None:
+            self.queue.part_ended(group)
+            if error is None:  # a part that failed is reported by each of its cells
+                self.summary.merge(result)
+        if died:  # its process is gone, and with it only the cell or part it ran: a fresh actor takes the slot
+            self.homes.pop(actor, None)
+            self._start()
+        else:
+            self.idle.append(actor)
+
+    def _lose(self, job: CellJob, error: str) -> None:
+        record_lost_cell(self.plan, job, *self.tasks[(job.task, job.scenario)], error, self.summary)
 
 
 def finish_seed_plots(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int) -> None:
