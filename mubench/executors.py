@@ -213,6 +213,9 @@ class WorkQueue:
     def part_ended(self, group: tuple) -> None:
         self.preparing[group] -= 1
 
+    def empty(self) -> bool:
+        return not any(self.parts.values()) and not any(self.cells.values())
+
     def left(self) -> list[CellJob]:
         return [job for jobs in self.cells.values() for job in jobs]
 
@@ -283,7 +286,7 @@ class Dispatcher:
         try:
             for _ in range(slots):
                 self._start()
-            while self.calls:
+            while self._waiting():
                 [done], _ = self.ray.wait(list(self.calls), num_returns=1)
                 actor, group, work = self.calls.pop(done)
                 try:
@@ -297,6 +300,12 @@ class Dispatcher:
         finally:
             for actor in self.actors:
                 self.ray.kill(actor)
+
+    def _waiting(self) -> bool:
+        """Whether there is anything to wait for: work in flight, or work left and an actor that may still start
+        (one the cluster has no room for never answers, and is not waited for once the work is done)."""
+        working = any(group is not None for _, group, _ in self.calls.values())
+        return working or (bool(self.calls) and not self.queue.empty())
 
     def _start(self) -> None:
         actor = self.worker.remote(self.plan, self.summary.parent_run_id, self.threads)

@@ -88,14 +88,16 @@ class InstantRay:
         RayError = Exception
         RayActorError = ActorDied
 
-    def __init__(self, startable: bool = True):
-        self.startable, self.actors, self.log, self.killed = startable, [], [], []
+    def __init__(self, startable: bool = True, room: int = 99):
+        self.startable, self.room, self.actors, self.log, self.killed = startable, room, [], [], []
 
     def put(self, value):
         return ("object", value)
 
     def wait(self, calls, num_returns):
-        return calls[:1], calls[1:]
+        answered = [call for call in calls if call.outcome != "never"]
+        assert answered, "the dispatcher waits for an actor that the cluster has no room for"
+        return answered[:1], [call for call in calls if call is not answered[0]]
 
     def get(self, call):
         if isinstance(call.outcome, Exception):
@@ -136,7 +138,7 @@ class Method:
         if not actor.alive:
             return ActorDied("the actor died")
         if self.name == "ready":
-            return None
+            return "never" if actor.number >= actor.ray.room else None
         if self.name == "prepare":
             group, task, part = args
             actor.ray.log.append((actor.number, "prepare", group[3], part))
@@ -190,6 +192,12 @@ def test_a_dead_actor_loses_the_cell_it_ran_and_a_fresh_one_runs_the_rest(monkey
     assert summary.cells == 3 and len(ray.actors) == 2
     ran = [(actor, method) for actor, kind, _, method in ray.log if kind == "run"]
     assert ran == [(0, "original"), (0, "dies"), (1, "finetune"), (1, "neggrad"), (1, "raises")]
+
+
+def test_the_run_ends_without_the_actors_the_cluster_has_no_room_for(monkeypatch):
+    ray, summary, lost = dispatch(grid(["original", "finetune"], [0, 1]), 3, monkeypatch, InstantRay(room=1))
+    assert not lost and summary.cells == 4
+    assert {actor for actor, _, _, _ in ray.log} == {0} and len(ray.killed) == 3
 
 
 def test_actors_that_cannot_start_fail_every_cell_instead_of_waiting(monkeypatch):
