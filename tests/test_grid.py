@@ -275,7 +275,7 @@ def test_a_dead_ray_worker_loses_its_cell_only(failing_plugin, tmp_path):
                      "--out", str(tmp_path), env=environment(PYTHONPATH=str(failing_plugin)))
     assert result.returncode == 1, result.stderr[-3000:]
     assert "4 cells run, 0 already finished" in result.stderr and "1 failed" in result.stderr  # and retrain
-    assert "failed: demo-kills-worker on digits/resnet18 seed 0: WorkerCrashedError" in result.stderr
+    assert "failed: demo-kills-worker on digits/resnet18 seed 0: ActorDiedError" in result.stderr
     board = (tmp_path / BOARD).read_text()
     assert "| original (reference)" in board and "| finetune " in board and "- demo-kills-worker (seed 0):" in board
     assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FAILED", "FINISHED", "FINISHED"]
