@@ -115,11 +115,12 @@ def _device(name: str):
 @click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss histograms and t-SNE figures (<out>/plots/).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: cells one after another in this process; ray: one Ray task per cell (needs mubench[ray]).")
+              help="local: cells one after another in this process; ray: long-lived Ray actors, one per slot of "
+                   "--threads cores, each running many cells (needs mubench[ray]).")
 @click.option("--ray-address", help="Join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting a "
                                     "local Ray instance for the run.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Torch threads per cell (0: all cores locally, 1 per Ray task). CPU results depend on it: compare "
+              help="Torch threads per cell (0: all cores locally, 1 per Ray actor). CPU results depend on it: compare "
                    "runs made with the same value.")
 @click.option("--attack", type=click.Choice(["none", "lira", "ulira"]), default="none", show_default=True,
               help="lira: also score every cell with LiRA, a per-example membership attack calibrated by shadow "
