@@ -23,6 +23,7 @@ class Classifier(nn.Module):
 
     `features(x)` is the input of the last Linear layer: the penultimate features DLFD and the
     plots use. `stages()` lists the trunk's blocks from input to output, the head last (CF-k, EU-k).
+    Outputs are float32 also under bf16 autocast (mubench.accel), so what a method computes from them is float32.
     """
 
     def __init__(self, body: nn.Module, head: nn.Sequential, stage_names: list[str]):
@@ -31,14 +32,14 @@ class Classifier(nn.Module):
         self.stage_names = stage_names
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head[:-1](self.body(x))
+        return self.head[:-1](self.body(x)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.head(self.body(x)).float()
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(x)
-        return self.head[-1](feats), feats
+        return self.head[-1](feats).float(), feats
 
     def stages(self) -> list[tuple[str, list[nn.Module]]]:
         out = []

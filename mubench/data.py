@@ -7,6 +7,7 @@ from typing import Iterator
 
 import torch
 
+from mubench import accel
 from mubench.losses import TaskKind
 
 ROLES = ("retain", "forget", "val", "test")
@@ -22,12 +23,29 @@ class Split:
     images: torch.Tensor  # uint8 [N, C, H, W], decoded once
     labels: torch.Tensor  # int64 [N] (multiclass) or float32 [N, A] (multilabel)
     ids: tuple[str, ...]
+    # Copies of images and labels on other devices, made by `on()`; never pickled (a Ray task gets the CPU tensors).
+    _copies: dict[str, "Split"] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: torch.Tensor) -> "Split":
         return Split(self.images[index], self.labels[index], tuple(self.ids[i] for i in index.tolist()))
+
+    def on(self, device: torch.device | str) -> "Split":
+        """This split with its tensors on `device`: copied there on the first call, the same copy after (images
+        and labels are never changed in place once decoded)."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if self.images.device == device:
+            return self
+        if str(device) not in self._copies:
+            self._copies[str(device)] = Split(self.images.to(device), self.labels.to(device), self.ids)
+        return self._copies[str(device)]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_copies": {}}
 
 
 @dataclass(frozen=True)
@@ -53,9 +71,11 @@ class Preprocess:
 
 
 def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Random draws come from `generator` on the CPU whatever the device of `x`, so a batch on the GPU is augmented
+    exactly as the same batch on the CPU."""
     n, _, h, w = x.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    x[flip] = x[flip].flip(-1)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
     if kind == "crop-flip":
         pad = max(1, h // 8)
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
@@ -96,9 +116,8 @@ def _warp(x: torch.Tensor, scale: torch.Tensor, shear_deg: torch.Tensor, angle_d
     half = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64)
     theta = torch.zeros(n, 2, 3, dtype=torch.float64)
     theta[:, :, :2] = inverse * (half.view(1, 1, 2) / half.view(1, 2, 1))
-    grid = torch.nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return torch.nn.functional.grid_sample(x, grid.to(x.device), mode="bilinear", padding_mode="zeros",
-                                           align_corners=False)
+    grid = torch.nn.functional.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _color_jitter(x: torch.Tensor, generator: torch.Generator | None, strength: float = 0.2) -> torch.Tensor:
@@ -106,7 +125,8 @@ def _color_jitter(x: torch.Tensor, generator: torch.Generator | None, strength: 
     uniform in [1 − strength, 1 + strength] per image, results clamped to [0, 1]; torchvision draws the order of
     the three per call, here it is fixed (brightness, contrast, saturation)."""
     n = x.shape[0]
-    factors = [_uniform(n, 1 - strength, 1 + strength, generator).to(x.dtype).view(n, 1, 1, 1) for _ in range(3)]
+    factors = [_uniform(n, 1 - strength, 1 + strength, generator).to(x.device, x.dtype).view(n, 1, 1, 1)
+               for _ in range(3)]
     brightness, contrast, saturation = factors
     x = (x * brightness).clamp_(0, 1)
     grey = _grey(x)
@@ -167,7 +187,12 @@ class Splits:
 
 
 class BatchLoader:
-    """Batches of (input, target) on `device`; shuffling is seeded and differs per epoch."""
+    """Batches of (input, target) on `device`; shuffling is seeded and differs per epoch.
+
+    Where the fast path is on for `device` (mubench.accel: CUDA), the split's uint8 images live on the device,
+    copied there once, and are normalised and augmented there; shuffling and augmentation draw from the same CPU
+    generator either way, so the batches hold the same images with the same flips, crops and warps.
+    """
 
     def __init__(self, split: Split, preprocess: Preprocess, batch_size: int, *, shuffle: bool = False,
                  augment: bool = False, seed: int = 0, device: torch.device | str = "cpu",
@@ -182,9 +207,11 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.split)
+        split = self.split.on(self.device) if accel.fast_on(self.device) else self.split
+        n = len(split)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for b in range(len(self)):
-            index = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.preprocess.to_input(self.split.images[index], self.augment, self.generator)
-            yield x.to(self.device, non_blocking=True), self.split.labels[index].to(self.device, non_blocking=True)
+            index = order[b * self.batch_size:(b + 1) * self.batch_size].to(split.images.device)
+            x = self.preprocess.to_input(split.images[index], self.augment, self.generator)
+            yield (accel.prepare_input(x.to(self.device, non_blocking=True)),
+                   split.labels[index].to(self.device, non_blocking=True))

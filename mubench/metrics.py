@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from mubench import accel
 from mubench.data import BatchLoader, Preprocess, Split
 from mubench.losses import TaskKind, correct, task_loss
 
@@ -24,11 +25,13 @@ from mubench.losses import TaskKind, correct, task_loss
 def evaluate(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess, device: torch.device,
              batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample losses and per-sample correctness (multi-label: the share of attributes right), model in eval
-    mode."""
+    mode; the forward pass under bf16 autocast on the fast path (mubench.accel), the loss in float32."""
     model.eval()
     losses, right = [], []
     for x, y in BatchLoader(split, preprocess, batch_size, device=device):
-        logits = model(x)
+        with accel.autocast(device):
+            logits = model(x)
+        logits = logits.float()
         losses.append(task_loss(logits, y, kind, reduction="none").float().cpu())
         right.append(correct(logits, y, kind).float().cpu())
     if not losses:

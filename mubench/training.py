@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from mubench import accel
 from mubench.data import BatchLoader, Preprocess, Split
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind, task_loss
@@ -56,8 +57,12 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step_loss: Callabl
         optimizer: torch.optim.Optimizer, epochs: int,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         progress: Callable[[Iterable, str, int | None], Iterable] | None = None, desc: str = "train") -> float:
-    """Run `epochs` passes of `batches(epoch)`, one optimiser step per batch; return the last loss."""
+    """Run `epochs` passes of `batches(epoch)`, one optimiser step per batch; return the last loss. On the fast
+    path (mubench.accel: CUDA) each step's forward passes and loss run under bf16 autocast, the backward pass and
+    the update in float32, the model's conv weights channels-last."""
     last = float("nan")
+    device = accel.device_of(model)
+    accel.prepare_model(model, device)
     for epoch in range(epochs):
         epoch_batches = batches(epoch)
         total = len(epoch_batches) if hasattr(epoch_batches, "__len__") else None
@@ -65,7 +70,8 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step_loss: Callabl
             epoch_batches = progress(epoch_batches, f"{desc} {epoch + 1}/{epochs}", total)
         for batch in epoch_batches:
             model.train()
-            loss = step_loss(model, batch)
+            with accel.autocast(device):
+                loss = step_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
