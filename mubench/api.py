@@ -15,6 +15,7 @@ from torch import nn
 from mubench.data import BatchLoader, Preprocess, Split
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
+from mubench.progress import bar
 from mubench.registry import Registry
 from mubench.search import Dimension
 
@@ -108,10 +109,7 @@ class UnlearnContext:
     borrowed_seconds: float = 0.0  # training time of references a method reuses, charged to its time
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
-        if self.quiet:
-            return iterable
-        from tqdm.auto import tqdm
-        return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+        return bar(iterable, desc, total, self.quiet)
 
     def log_metric(self, name: str, value: float, step: int = 0) -> None:
         self._log_metric(name, float(value), step)

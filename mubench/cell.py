@@ -19,6 +19,7 @@ from mubench.data import Split, Splits
 from mubench.errors import MubenchError
 from mubench.identity import config_hash, pretrained_digest
 from mubench.plan import CellFailure, MethodSpec, RunPlan, RunSummary
+from mubench.progress import cell_done
 from mubench.references import References, seed_everything
 from mubench.tracking import TAG, process_tags, provenance_tags
 from mubench.training import Recipe
@@ -150,5 +151,7 @@ def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summa
             mlflow.set_tag(f"{TAG}error", message[:5000])
             mlflow.end_run(status="FAILED")
             summary.failures.append(CellFailure(spec.row, splits.task, backbone, seed, message))
+            cell_done(spec.row, splits, backbone, seed, error=message, quiet=plan.quiet)
             return
         mlflow.log_metrics(scores)
+    cell_done(spec.row, splits, backbone, seed, scores, quiet=plan.quiet)

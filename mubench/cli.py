@@ -112,7 +112,8 @@ def _device(name: str):
               help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
 @click.option("--ablate", is_flag=True, help="Also run each method's ablation variants (e.g. DLFD's components).")
 @click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
-@click.option("--quiet", is_flag=True, help="No progress bars and no leaderboard echo.")
+@click.option("--quiet", is_flag=True, help="No progress (bars on a terminal; elsewhere a line per finished "
+                                            "reference, cell and leaderboard) and no leaderboard echo.")
 @click.option("--no-plots", is_flag=True, help="Skip the loss histograms and t-SNE figures (<out>/plots/).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: cells one after another in this process; ray: long-lived Ray actors, one per slot of "
@@ -140,6 +141,7 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     from mubench.plan import RunPlan
     from mubench.leaderboard import render_all
     from mubench.plan import method_specs
+    from mubench.progress import line as progress_line
     from mubench.tracking import default_tracking_uri
     from mubench.backbones import BACKBONES
     from mubench.tasks import TASKS, task_options
@@ -175,6 +177,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         click.echo(f"marked {len(summary.killed)} run(s) KILLED whose process is gone: "
                    f"{', '.join(summary.killed[:5])}{more}", err=True)
     boards = render_all(plan.tracking_uri, out / "leaderboards", only=summary.boards)
+    for path, _ in boards.values():
+        progress_line(f"leaderboard written: {path}", quiet)
     if plan.plots:
         from mubench.board_plots import draw_run_boards
         draw_run_boards(plan.tracking_uri, out, summary.boards, summary.parent_run_id)
@@ -220,7 +224,7 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
               help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads (0: all cores). Part of a study's identity: CPU results depend on it.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress (bars on a terminal, else a line per reference).")
 @_user_errors
 def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, tracking_uri, data_root,
          task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet) -> None:

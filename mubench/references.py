@@ -18,6 +18,7 @@ from mubench.config import param_text
 from mubench.data import Split, Splits
 from mubench.identity import reference_fields
 from mubench.plan import RunPlan, RunSummary
+from mubench.progress import bar as progress_bar, reference_done
 from mubench.scenarios import apply_scenario, parse_scenario
 from mubench.tasks import SMOKE_CAPS, TASKS, Task
 from mubench.training import Recipe, train_reference
@@ -56,11 +57,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress_bar(iterable, desc, total=None):
-    from tqdm.auto import tqdm
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
-
-
 def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, role: str,
                          summary: RunSummary) -> tuple[nn.Module, dict]:
     """One reference from the cache, or trained and cached (a process waiting on another's training loads it)."""
@@ -77,6 +73,7 @@ def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone
             m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
     summary.cache_hits += hit
     summary.cache_misses += not hit
+    reference_done(role, splits, backbone, seed, record, trained=not hit, quiet=plan.quiet)
     return model.to(plan.device).eval(), record
 
 
