@@ -1,6 +1,8 @@
 """Figures of a grid, drawn with matplotlib's Agg canvas (no pyplot, no display) under `<out>/plots/` and logged
 to MLflow: per cell, forget vs test per-sample losses of Original, Retrain and the method (the DLFD paper's
-Figure 5); per task × backbone × seed, a t-SNE of penultimate features of every model (its Figures 2 and 4).
+Figure 5), and the model's penultimate features on a fixed subsample of retain, forget and test. From those
+features `mubench report` draws, per task × backbone × seed, a t-SNE of every model on the board (the paper's
+Figures 2 and 4): one t-SNE per model was most of a run's figure time, spent on a figure only the report shows.
 
 A figure that cannot be drawn never fails its cell: the scores are the benchmark, a figure is a view of them.
 The error is logged as a warning and tagged `mubench.plot_error` on the run that lacks the figure.
@@ -18,8 +20,6 @@ import mlflow
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 from torch import nn
 
@@ -56,6 +56,11 @@ def losses_png(label: str) -> str:
     return f"{file_stem(label)}-losses.png"
 
 
+def features_npz(label: str) -> str:
+    """A cell's penultimate features on the seed's subsample (`features`) and each point's role (`roles`)."""
+    return f"{file_stem(label)}-features.npz"
+
+
 TSNE_PNG = "tsne.png"
 
 
@@ -68,32 +73,26 @@ class SeedPlots:
         self.splits, self.seed, self.refs, self.device = splits, seed, refs, device
         self.subsample, self.roles = fixed_subsample(splits)
         self.reference_losses: dict[str, dict[str, np.ndarray]] = {}
-        self.features_written: set[str] = set()
         self.seconds = 0.0  # time spent here, for the cost of plotting
 
     def cell(self, label: str, model: nn.Module, losses: dict[str, np.ndarray]) -> None:
-        """After scoring a cell: its losses figure (an artifact of the active cell run) and its subsample features."""
+        """After scoring a cell: its losses figure and its subsample features, artifacts of the active cell run."""
+        if label in REFERENCES:
+            self.reference_losses.setdefault(label, {r: losses[r] for r in ("forget", "test")})
         with self._guard(f"cell {label}"):
-            if label in REFERENCES:
-                self.reference_losses.setdefault(label, {r: losses[r] for r in ("forget", "test")})
             panels = {title: self._losses_of(ref) for ref, title in REFERENCES.items()}
             panels[label] = losses
             path = self.folder / losses_png(label)
             draw_losses(panels, path, f"{self.folder.parent.name} · seed {self.seed} · {label}")
             mlflow.log_artifact(str(path), "plots")
-            self._save_features(label, model)
+        with self._guard(f"features of {label}"):
+            path = self.folder / features_npz(label)
+            np.savez(path, features=penultimate(model, self.subsample, self.splits, self.device), roles=self.roles)
+            mlflow.log_artifact(str(path), "plots")
 
     def finish(self) -> None:
-        """After the seed's last cell: the t-SNE figure of every model with saved features, logged to the active
-        (parent) run under plots/<board>/s<seed>/."""
-        with self._guard("t-SNE"):
-            for label, model in (("original", self.refs.original), ("retrain", self.refs.retrained)):
-                if label not in self.features_written:
-                    self._save_features(label, model)
-            path = self.folder / TSNE_PNG
-            draw_tsne(self._saved_features(), self.roles, path,
-                      f"{self.folder.parent.name} · penultimate features · seed {self.seed}")
-            mlflow.log_artifact(str(path), f"plots/{self.folder.parent.name}/{self.folder.name}")
+        """After the seed's last cell. Nothing is left to draw (the t-SNE is the report's); says what plotting
+        cost."""
         log.debug("plots for %s: %.2f s", self.folder, self.seconds)
 
     def _losses_of(self, reference: str) -> dict[str, np.ndarray]:
@@ -104,19 +103,6 @@ class SeedPlots:
                                                   self.splits.preprocess, self.device)[0]
                 for role in ("forget", "test")}
         return self.reference_losses[reference]
-
-    def _save_features(self, label: str, model: nn.Module) -> None:
-        folder = self.folder / "features"
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / f"{file_stem(label)}.npy", penultimate(model, self.subsample, self.splits, self.device))
-        self.features_written.add(label)
-
-    def _saved_features(self) -> dict[str, np.ndarray]:
-        """Every label's latest features in this seed's folder (cells skipped as finished keep earlier files),
-        references first."""
-        files = {p.stem: p for p in sorted((self.folder / "features").glob("*.npy"))}
-        order = [*REFERENCES, *(stem for stem in files if stem not in REFERENCES)]
-        return {REFERENCES.get(stem, stem): np.load(files[stem]) for stem in order if stem in files}
 
     @contextmanager
     def _guard(self, what: str):
@@ -183,14 +169,17 @@ def draw_losses(panels: dict[str, dict[str, np.ndarray]], path: Path, title: str
     figure.savefig(path, dpi=90)
 
 
-def draw_tsne(features: dict[str, np.ndarray], roles: np.ndarray, path: Path, title: str) -> None:
-    """One panel per model, each its own 2-D t-SNE (fixed random_state) of the same subsample."""
+def draw_tsne(features: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+    """One panel per model ({name: (points, each point's role)}), each its own 2-D t-SNE (fixed random_state) of
+    the same subsample."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
     columns = min(PANELS_PER_ROW, len(features))
     rows = math.ceil(len(features) / columns)
     figure = Figure(figsize=(3.2 * columns, 3.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     with threadpool_limits(1):  # t-SNE on 300 points is slower with threads competing for the cores
-        for ax, (name, points) in zip(axes, features.items()):
+        for ax, (name, (points, roles)) in zip(axes, features.items()):
             reduced = PCA(min(50, *points.shape), random_state=0).fit_transform(points)
             perplexity = min(30.0, (len(points) - 1) / 3)
             embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=0, max_iter=TSNE_ITERATIONS,

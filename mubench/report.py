@@ -1,5 +1,6 @@
 """`mubench report`: one markdown page per task × backbone: the leaderboard, the ablation table where a method was
-ablated, and the figures of mubench.plots, copied from the MLflow store next to the page and linked relatively."""
+ablated, and the figures of mubench.plots next to the page, linked relatively: each cell's losses figure copied from
+the MLflow store, and per seed a t-SNE drawn here from the penultimate features the board's cells left in it."""
 from __future__ import annotations
 
 import os
@@ -7,13 +8,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from mubench.board_plots import board_png, draw_board
 from mubench.leaderboard import KEY, board_name, latest_cells, render_board
-from mubench.plots import REFERENCES, TSNE_PNG, file_stem, losses_png, plots_stem
+from mubench.plots import REFERENCES, TSNE_PNG, draw_tsne, features_npz, file_stem, losses_png, plots_stem
 
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
@@ -41,17 +43,18 @@ def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
 
 def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str, figures_stem: str, seed: int,
                   out_dir: Path) -> str:
-    """The figures of one seed, copied under `<out>/<stem>/s<seed>/` from the runs' `plots/<figures_stem>/`."""
+    """The figures of one seed under `<out>/<stem>/s<seed>/`: its t-SNE, and the losses figure of each cell."""
     cells = cells[(cells["seed"].astype(int) == seed) & (cells["status"] == "FINISHED")].sort_values("label")
     folder = Path(stem) / f"s{seed}"
     lines = [f"## Figures, seed {seed}", ""]
-    parents = cells.sort_values("start_time", ascending=False).get("tags.mlflow.parentRunId", pd.Series()).dropna()
-    tsne = next((p for p in dict.fromkeys(parents)
-                 if _fetch(client, uri, p, f"plots/{figures_stem}/s{seed}/{TSNE_PNG}", out_dir / folder)), None)
-    if tsne:
+    drawn = _draw_tsne(client, uri, cells, out_dir / folder / TSNE_PNG,
+                       f"{figures_stem} · penultimate features · seed {seed}")
+    if drawn:
+        missing = sorted(set(cells["label"]) - set(drawn))
+        gap = f"; no features saved for {', '.join(missing)}" if missing else ""
         lines += ["t-SNE of penultimate features on a fixed subsample of retain, forget and test, one panel per "
-                  "model (the DLFD paper's Figures 2 and 4):", "", f"![t-SNE, seed {seed}]({folder.as_posix()}/{TSNE_PNG})",
-                  ""]
+                  f"model (the DLFD paper's Figures 2 and 4){gap}:", "",
+                  f"![t-SNE, seed {seed}]({folder.as_posix()}/{TSNE_PNG})", ""]
     losses = []
     for cell in cells[~cells["label"].isin(list(REFERENCES))].itertuples():  # each figure shows both references
         name = losses_png(cell.label)
@@ -61,10 +64,25 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
         lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
                   "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",
                   *losses]
-    if not tsne and not losses:
+    if not drawn and not losses:
         lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
                   "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
     return "\n".join(lines)
+
+
+def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, title: str) -> list[str]:
+    """Draw the t-SNE of every cell that saved its features (references first) into `path`; return their labels."""
+    features = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+            name = features_npz(cell.label)
+            if _fetch(client, uri, cell.run_id, f"plots/{name}", Path(tmp)):
+                with np.load(Path(tmp) / name) as saved:
+                    features[cell.label] = saved["features"], saved["roles"]
+    if features:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draw_tsne({REFERENCES.get(label, label): panel for label, panel in features.items()}, path, title)
+    return list(features)
 
 
 def _fetch(client: MlflowClient, uri: str, run_id: str, artifact: str, folder: Path) -> bool:

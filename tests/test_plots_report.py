@@ -1,15 +1,16 @@
-"""Figures of a smoke run on disk and in the store, a figure that fails without failing its cell, and a report
-whose links all resolve."""
+"""Figures of a smoke run on disk and in the store (losses and features per cell; no t-SNE inside the run), a
+figure that fails without failing its cell, and a report that draws the t-SNE from the cells' features and whose
+links all resolve."""
 import re
 import sqlite3
 from pathlib import Path
 
 import numpy as np
-import pytest
 from matplotlib.image import imread
 from mlflow.tracking import MlflowClient
 
 import mubench.plots
+import mubench.report
 from mubench.plots import TSNE_SAMPLES
 from mubench.tasks import SMOKE_CAPS
 
@@ -21,15 +22,16 @@ def _is_drawn(path: Path) -> bool:
     return pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(pixels.std()) > 0.01
 
 
-def test_smoke_run_draws_a_losses_figure_per_cell_and_a_tsne_per_seed(smoke_run):
+def test_smoke_run_draws_a_losses_figure_and_saves_features_per_cell_and_leaves_the_tsne_to_the_report(smoke_run):
     out, _ = smoke_run
     folder = out / "plots" / "digits-resnet18-smoke" / "s0"
+    counts = {role: min(n, SMOKE_CAPS[role]) for role, n in TSNE_SAMPLES.items()}
     for label in LABELS:
         assert _is_drawn(folder / f"{label}-losses.png"), label
-    assert _is_drawn(folder / "tsne.png")
-    points = sum(min(n, SMOKE_CAPS[role]) for role, n in TSNE_SAMPLES.items())
-    for label in LABELS:
-        assert np.load(folder / "features" / f"{label}.npy").shape == (points, 512)
+        with np.load(folder / f"{label}-features.npz") as saved:
+            assert saved["features"].shape == (sum(counts.values()), 512) and np.isfinite(saved["features"]).all()
+            assert {role: int((saved["roles"] == role).sum()) for role in counts} == counts
+    assert not list((out / "plots").rglob("*tsne*"))
 
 
 def test_figures_are_artifacts_of_their_runs(smoke_run):
@@ -41,9 +43,9 @@ def test_figures_are_artifacts_of_their_runs(smoke_run):
         labels = dict(db.execute("select run_uuid, value from tags where key = 'mubench.label'").fetchall())
     client = MlflowClient(uri)
     for run_id, label in labels.items():
-        assert f"plots/{label}-losses.png" in [a.path for a in client.list_artifacts(run_id, "plots")]
-    tsne = [a.path for a in client.list_artifacts(first, "plots/digits-resnet18-smoke/s0")]
-    assert tsne == ["plots/digits-resnet18-smoke/s0/tsne.png"]
+        assert sorted(a.path for a in client.list_artifacts(run_id, "plots")) == [
+            f"plots/{label}-features.npz", f"plots/{label}-losses.png"]
+    assert [a.path for a in client.list_artifacts(first, "plots")] == ["plots/digits-resnet18-smoke-scatter.png"]
 
 
 def test_a_failing_figure_warns_and_tags_but_the_cell_finishes(smoke_run, tmp_path, cli, monkeypatch, caplog):
@@ -58,7 +60,8 @@ def test_a_failing_figure_warns_and_tags_but_the_cell_finishes(smoke_run, tmp_pa
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         tags = db.execute("select value from tags where key = 'mubench.plot_error'").fetchall()
     assert len(tags) == 2 and all("RuntimeError: no ink" in tag for tag, in tags)
-    assert (tmp_path / "plots" / "digits-resnet18-smoke" / "s0" / "tsne.png").exists()  # the rest still drew
+    folder = tmp_path / "plots" / "digits-resnet18-smoke" / "s0"
+    assert sorted(p.name for p in folder.iterdir()) == ["original-features.npz", "retrain-features.npz"]  # the rest
 
 
 def test_no_plots_draws_nothing(smoke_run, tmp_path, cli):
@@ -68,19 +71,43 @@ def test_no_plots_draws_nothing(smoke_run, tmp_path, cli):
     assert not (tmp_path / "plots").exists()
 
 
-def test_report_embeds_the_figures_and_links_only_files_that_exist(smoke_run, tmp_path, cli):
+def test_report_draws_the_tsne_of_every_cell_and_links_only_files_that_exist(smoke_run, tmp_path, cli, monkeypatch):
     out, _ = smoke_run
+    drawn = []
+
+    def spy(features, path, title):
+        drawn.append({name: (points.shape, sorted(set(roles))) for name, (points, roles) in features.items()})
+        draw_tsne(features, path, title)
+    draw_tsne = mubench.report.draw_tsne
+    monkeypatch.setattr(mubench.report, "draw_tsne", spy)
     result = cli("report", "--store", str(out), "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
+    points = sum(min(n, SMOKE_CAPS[role]) for role, n in TSNE_SAMPLES.items())
+    assert drawn == [{name: ((points, 512), sorted(TSNE_SAMPLES)) for name in ("Original", "Retrain", "finetune")}]
     page = tmp_path / "digits-resnet18-smoke.md"
     text = page.read_text()
     assert "# Leaderboard: digits × resnet18" in text and "| finetune" in text
+    assert "no features saved" not in text
     links = re.findall(r"\]\(([^)\s]+)\)", text)
     images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
-    assert "digits-resnet18-smoke/s0/tsne.png" in images
+    assert "digits-resnet18-smoke/s0/tsne.png" in images and _is_drawn(tmp_path / "digits-resnet18-smoke/s0/tsne.png")
     assert "digits-resnet18-smoke/s0/finetune-losses.png" in images
     for link in links:
         assert not Path(link).is_absolute() and (page.parent / link).is_file(), link
+
+
+def test_report_names_the_cells_without_features_and_draws_the_others(smoke_run, tmp_path, cli, monkeypatch):
+    fetch = mubench.report._fetch
+
+    def without_finetune_features(client, uri, run_id, artifact, folder):  # as a cell made with --no-plots
+        return not artifact.endswith("finetune-features.npz") and fetch(client, uri, run_id, artifact, folder)
+    monkeypatch.setattr(mubench.report, "_fetch", without_finetune_features)
+    result = cli("report", "--store", str(smoke_run[0]), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "digits-resnet18-smoke.md").read_text()
+    assert "one panel per model (the DLFD paper's Figures 2 and 4); no features saved for finetune:" in text
+    assert _is_drawn(tmp_path / "digits-resnet18-smoke" / "s0" / "tsne.png")
+    assert (tmp_path / "digits-resnet18-smoke" / "s0" / "finetune-losses.png").is_file()
 
 
 def test_report_needs_a_store(tmp_path, cli):
