@@ -125,7 +125,9 @@ def _device(name: str):
                    "runs made with the same value.")
 @click.option("--attack", type=click.Choice(["none", "lira", "ulira"]), default="none", show_default=True,
               help="lira: also score every cell with LiRA, a per-example membership attack calibrated by shadow "
-                   "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed.")
+                   "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed. "
+                   "ulira: LiRA and U-LiRA, whose IN shadows are unlearned with each cell's method (costs --shadows "
+                   "unlearning runs per cell more).")
 @click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
               help="Shadow models per task × backbone × seed for --attack lira or ulira (cached, shared by every "
                    "method).")
