@@ -93,12 +93,30 @@ def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, se
     shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
 
     def attack(model, spec) -> dict[str, float]:
-        scores = lira_scores(model, splits, shadows, plan.device)
+        examples: dict = {}
+        scores = lira_scores(model, splits, shadows, plan.device, examples)
         if plan.attack == "ulira":
             from mubench.ulira import ulira_scores
-            scores.update(ulira_scores(model, spec, plan, splits, recipe, backbone, seed, shadows))
+            scores.update(ulira_scores(model, spec, plan, splits, recipe, backbone, seed, shadows, examples))
+        log_attack_examples(examples)
         return scores
     return attack
+
+
+
+
+def log_attack_examples(examples: dict) -> None:
+    """The cell's per-example attack scores (members, non-members) as an artifact of its active run."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from mubench.lira import ATTACK_SCORES
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ATTACK_SCORES
+        np.savez_compressed(path, **examples)
+        mlflow.log_artifact(str(path))
 
 
 def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):

@@ -30,6 +30,7 @@ from mubench.shadows import ShadowSet, attack_pool, confidence_logits, held_out_
 
 PER_EXAMPLE_VARIANCE_FROM = 64  # LiRA fits per-example variances from 64 shadows on; below, one global variance
 FPRS = {"tpr1": 0.01, "tpr5": 0.05}  # the low false-positive rates reported
+ATTACK_SCORES = "attack-scores.npz"  # a cell run's artifact: per-example scores, members and non-members (report)
 MIN_STD = 1e-6  # floor on a fitted standard deviation (an example whose φ never varies)
 
 
@@ -104,9 +105,10 @@ def nonmember_mask(splits) -> np.ndarray:
     return np.ones(len(held_out), bool)
 
 
-def lira_scores(model, splits, shadows: ShadowSet, device) -> dict[str, float]:
+def lira_scores(model, splits, shadows: ShadowSet, device, examples: dict | None = None) -> dict[str, float]:
     """The cell's LiRA metrics: online (`lira_*`) and offline (`lira_offline_*`) AUC and TPR at 1 % and 5 % FPR,
-    forget vs the held-out non-members, and the shadows' cost (training seconds summed, bytes in the cache, K)."""
+    forget vs the held-out non-members, and the shadows' cost (training seconds summed, bytes in the cache, K).
+    `examples`, when given, receives the per-example online scores (`lira_members`, `lira_nonmembers`)."""
     phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, device)
     fits = fit_gaussians(shadows.phi, shadows.member)
     n = shadows.n_forget
@@ -114,6 +116,8 @@ def lira_scores(model, splits, shadows: ShadowSet, device) -> dict[str, float]:
     out = {}
     for prefix, scores in (("lira", online_scores(phi, fits)), ("lira_offline", offline_scores(phi, fits))):
         out.update(attack_metrics(scores[:n], scores[n:][keep], prefix))
+        if examples is not None and prefix == "lira":
+            examples.update(lira_members=scores[:n], lira_nonmembers=scores[n:][keep])
     out.update(lira_shadows=float(len(shadows.phi)), lira_shadow_seconds=shadows.train_seconds,
                lira_shadow_bytes=float(shadows.disk_bytes))
     return out

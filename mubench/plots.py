@@ -195,3 +195,32 @@ def draw_tsne(features: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, ti
     axes[0].legend(fontsize="small", markerscale=2)
     figure.suptitle(title)
     figure.savefig(path, dpi=90)
+
+
+ATTACK_PNG = "attack-scores.png"
+ATTACK_COLOURS = {"members": "tab:red", "nonmembers": "tab:green"}
+ATTACK_ROLES = {"members": "forget (members)", "nonmembers": "held-out (non-members)"}
+
+
+def draw_attack_scores(panels: dict[str, dict[str, np.ndarray]], path: Path, title: str) -> None:
+    """One panel per model ({name: {"members": scores, "nonmembers": scores}}): densities of a per-example membership
+    score (LiRA's log likelihood ratio) on forget (members) and held-out (non-members), on a shared axis."""
+    values = np.concatenate([v for roles in panels.values() for v in roles.values()])
+    finite = values[np.isfinite(values)]
+    low, high = (float(np.percentile(finite, 0.5)), float(np.percentile(finite, 99.5))) if len(finite) else (-1., 1.)
+    bins = np.linspace(low, max(high, low + 1e-3), 40)
+    columns = min(PANELS_PER_ROW, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(3.6 * columns, 3.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True).ravel()
+    for ax, (name, roles) in zip(axes, panels.items()):
+        for role, scores in roles.items():
+            ax.hist(np.clip(scores, low, high), bins=bins, density=True, histtype="stepfilled", alpha=0.45,
+                    color=ATTACK_COLOURS[role], label=f"{ATTACK_ROLES[role]} (n={len(scores)})")
+        ax.set_title(name)
+        ax.set_xlabel("score (log likelihood ratio)")
+        ax.legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=90)

@@ -14,8 +14,12 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from mubench.board_plots import board_png, draw_board
+from mubench.lira import ATTACK_SCORES
 from mubench.leaderboard import KEY, board_name, latest_cells, render_board
-from mubench.plots import REFERENCES, TSNE_PNG, draw_tsne, features_npz, file_stem, losses_png, plots_stem
+from mubench.plots import (ATTACK_PNG, REFERENCES, TSNE_PNG, draw_attack_scores, draw_tsne, features_npz, file_stem,
+                           losses_png, plots_stem)
+
+ATTACKS = {"lira": "LiRA", "ulira": "U-LiRA"}
 
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
@@ -64,7 +68,13 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
         lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
                   "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",
                   *losses]
-    if not drawn and not losses:
+    attacks = _draw_attack_scores(client, uri, cells, out_dir / folder, f"{figures_stem} · seed {seed}")
+    for prefix, png in attacks.items():
+        lines += [f"Per-example {ATTACKS[prefix]} scores (log likelihood ratio; higher reads \"member\") of each "
+                  f"model on its forget examples (members) and the held-out non-members: a model that forgot "
+                  f"shows the two on top of each other, as Retrain does.", "",
+                  f"![{ATTACKS[prefix]} scores, seed {seed}]({folder.as_posix()}/{png})", ""]
+    if not drawn and not losses and not attacks:
         lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
                   "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
     return "\n".join(lines)
@@ -83,6 +93,29 @@ def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, 
         path.parent.mkdir(parents=True, exist_ok=True)
         draw_tsne({REFERENCES.get(label, label): panel for label, panel in features.items()}, path, title)
     return list(features)
+
+
+def _draw_attack_scores(client: MlflowClient, uri: str, cells: pd.DataFrame, folder: Path,
+                        title: str) -> dict[str, str]:
+    """Per attack the cells logged scores of (LiRA, U-LiRA): a histogram figure in `folder`; {attack: file name}."""
+    panels: dict[str, dict] = {prefix: {} for prefix in ATTACKS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+            if not _fetch(client, uri, cell.run_id, ATTACK_SCORES, Path(tmp) / cell.run_id):
+                continue
+            with np.load(Path(tmp) / cell.run_id / ATTACK_SCORES) as saved:
+                for prefix, panel in panels.items():
+                    if f"{prefix}_members" in saved:
+                        panel[REFERENCES.get(cell.label, cell.label)] = {
+                            "members": saved[f"{prefix}_members"], "nonmembers": saved[f"{prefix}_nonmembers"]}
+    drawn = {}
+    for prefix, panel in panels.items():
+        if panel:
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{prefix}-{ATTACK_PNG}"
+            draw_attack_scores(panel, folder / name, f"{ATTACKS[prefix]} · {title}")
+            drawn[prefix] = name
+    return drawn
 
 
 def _fetch(client: MlflowClient, uri: str, run_id: str, artifact: str, folder: Path) -> bool:

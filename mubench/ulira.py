@@ -67,19 +67,23 @@ def unlearned_shadow_phi(plan, spec, splits, recipe, backbone: str, seed: int,
 
 
 def ulira_metrics(target_phi: np.ndarray, unlearned_phi: np.ndarray, shadows: ShadowSet,
-                  keep: np.ndarray) -> dict[str, float]:
+                  keep: np.ndarray, examples: dict | None = None) -> dict[str, float]:
     """U-LiRA's AUC and TPRs for a model with φ `target_phi` on the pool: IN from the unlearned shadows that had the
-    example, OUT from the plain shadows that never had it; forget vs the kept held-out examples."""
+    example, OUT from the plain shadows that never had it; forget vs the kept held-out examples. `examples`, when
+    given, receives the per-example scores (`ulira_members`, `ulira_nonmembers`)."""
     calibration = np.where(shadows.member, unlearned_phi, shadows.phi)
     scores = online_scores(target_phi, fit_gaussians(calibration, shadows.member))
     n = shadows.n_forget
+    if examples is not None:
+        examples.update(ulira_members=scores[:n], ulira_nonmembers=scores[n:][keep])
     return attack_metrics(scores[:n], scores[n:][keep], "ulira")
 
 
-def ulira_scores(model, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet) -> dict[str, float]:
+def ulira_scores(model, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet,
+                 examples: dict | None = None) -> dict[str, float]:
     """The cell's U-LiRA metrics and their cost (`ulira_seconds`: the K unlearning runs; `ulira_runs`: K)."""
     target_phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, plan.device)
     unlearned_phi, seconds = unlearned_shadow_phi(plan, spec, splits, recipe, backbone, seed, shadows)
-    out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits))
+    out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits), examples)
     out.update(ulira_seconds=seconds, ulira_runs=float(len(shadows.member)))
     return out

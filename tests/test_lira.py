@@ -223,3 +223,37 @@ def test_shadows_without_the_attack_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["run", "--shadows", "4", "--preset", "smoke", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--shadows 4 needs --attack lira" in result.output
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_per_example_scores_are_the_ones_the_metrics_read_and_the_report_draws_them(cell_store, tmp_path):
+    """The cell's artifact holds the online score of each forget example and each non-member; the AUC recomputed
+    from it is the logged one, and `mubench report` draws one histogram panel per cell that logged it."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    from mubench.executors import log_attack_examples
+    from mubench.report import _draw_attack_scores
+    cell = toy_cell()
+    rng = np.random.default_rng(0)
+    pool = len(cell.splits.forget) + len(cell.splits.test)
+    member = np.array([shadows.shadow_members(pool, 0, i) for i in range(8)])
+    shadow_set = shadows.ShadowSet(rng.normal(0, 1, (8, pool)) + 2 * member, member, len(cell.splits.forget), 0., 0, 8)
+    examples = {}
+    scores = lira.lira_scores(cell.original, cell.splits, shadow_set, torch.device("cpu"), examples)
+    assert len(examples["lira_members"]) == len(cell.splits.forget)
+    assert len(examples["lira_nonmembers"]) == len(cell.splits.test)
+    labels = np.r_[np.ones(len(examples["lira_members"])), np.zeros(len(examples["lira_nonmembers"]))]
+    assert roc_auc_score(labels, np.r_[examples["lira_members"], examples["lira_nonmembers"]]) == scores["lira_auc"]
+    runs = {}
+    for label, logged in (("finetune", True), ("scrub", False)):
+        with mlflow.start_run() as run:
+            if logged:
+                log_attack_examples(examples)
+        runs[label] = run.info.run_id
+    import pandas as pd
+    cells = pd.DataFrame({"label": list(runs), "run_id": list(runs.values())})
+    drawn = _draw_attack_scores(MlflowClient(cell_store.tracking_uri), cell_store.tracking_uri, cells, tmp_path / "f",
+                                "toy")
+    assert drawn == {"lira": "lira-attack-scores.png"}  # no U-LiRA scores were logged; scrub logged none
+    assert (tmp_path / "f" / "lira-attack-scores.png").stat().st_size > 0
