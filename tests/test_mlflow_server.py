@@ -82,7 +82,8 @@ def test_grid_logs_through_a_tracking_server_and_renders_from_it(mlflow_server, 
     assert sorted(r.data.tags["mubench.label"] for r in cells) == ["finetune", "original", "retrain"]
     assert all(r.info.status == "FINISHED" and "nomus" in r.data.metrics for r in cells)
     finetune = next(r for r in cells if r.data.tags["mubench.label"] == "finetune")
-    assert [a.path for a in client.list_artifacts(finetune.info.run_id, "plots")] == ["plots/finetune-losses.png"]
+    assert sorted(a.path for a in client.list_artifacts(finetune.info.run_id, "plots")) == [
+        "plots/finetune-features.npz", "plots/finetune-losses.png"]
 
     result = cli("leaderboard", "--tracking-uri", mlflow_server, "--out", str(tmp_path / "boards"))
     assert result.exit_code == 0, result.output + result.stderr
