@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from dataclasses import replace
 
 import mlflow
 
@@ -122,7 +121,7 @@ def log_attack_examples(examples: dict) -> None:
 def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
     if not plan.plots:
         return None
-    from mubench.plots import SeedPlots  # matplotlib and t-SNE load only when plots are drawn
+    from mubench.plots import SeedPlots  # matplotlib loads only when plots are drawn
     return SeedPlots(plan.out, splits, backbone, plan.preset, seed, refs, plan.device)
 
 
@@ -173,7 +172,7 @@ class CellWorker:
         return summary
 
     def run(self, job: CellJob, task: list) -> RunSummary:
-        """One cell as a child run of the invocation; the seed's t-SNE is left to `finish_seed_plots`."""
+        """One cell as a child run of the invocation (the seed's t-SNE is drawn by `mubench report`)."""
         splits, recipe = self._task(job.group, task)
         refs, attack, seed_plots = self._seed(job.group, splits, recipe)
         summary = RunSummary(self.parent_run_id)
@@ -260,7 +259,7 @@ class RayExecutor:
         ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=not plan.quiet)
         try:
-            self._run(ray, replace(plan, quiet=True), jobs, tasks, summary)
+            self._run(ray, plan, jobs, tasks, summary)
         finally:
             ray.shutdown()  # stops the instance started here, or only disconnects from a joined cluster
 
@@ -283,8 +282,6 @@ class RayExecutor:
         # cluster.
         worker = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(CellWorker)
         Dispatcher(ray, worker, plan, tasks, queue, threads, summary).run(slots)
-        for task, scenario, backbone, seed in groups:
-            finish_seed_plots(plan, *tasks[(task, scenario)], backbone, seed)
 
 
 class Dispatcher:
@@ -365,13 +362,6 @@ class Dispatcher:
 
     def _lose(self, job: CellJob, error: str) -> None:
         record_lost_cell(self.plan, job, *self.tasks[(job.task, job.scenario)], error, self.summary)
-
-
-def finish_seed_plots(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int) -> None:
-    """The t-SNE of a seed whose cells ran elsewhere, from the features they left in its plots folder."""
-    if plan.plots:
-        refs = train_references(plan, splits, recipe, backbone, seed, RunSummary(""))
-        seed_plots_for(plan, splits, backbone, seed, refs).finish()
 
 
 def record_lost_cell(plan: RunPlan, job: CellJob, splits: Splits, recipe: Recipe, error: str,
