@@ -114,7 +114,8 @@ def _device(name: str):
 @click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
 @click.option("--quiet", is_flag=True, help="No progress (bars on a terminal; elsewhere a line per finished "
                                             "reference, cell and leaderboard) and no leaderboard echo.")
-@click.option("--no-plots", is_flag=True, help="Skip the loss histograms and t-SNE figures (<out>/plots/).")
+@click.option("--no-plots", is_flag=True, help="Skip the loss histograms and the features the report's t-SNE is drawn from "
+                                               "(<out>/plots/).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: cells one after another in this process; ray: long-lived Ray actors, one per slot of "
                    "--threads cores, each running many cells (needs mubench[ray]).")
