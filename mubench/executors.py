@@ -87,16 +87,17 @@ def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, se
     U-LiRA, which unlearns each shadow with the cell's method."""
     if not plan.attack:
         return None
-    from mubench.lira import lira_scores
+    from mubench.lira import lira_metrics, pool_phi
     from mubench.shadows import shadow_set
     shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
 
     def attack(model, spec) -> dict[str, float]:
         examples: dict = {}
-        scores = lira_scores(model, splits, shadows, plan.device, examples)
+        phi = pool_phi(model, splits, plan.device)
+        scores = lira_metrics(phi, splits, shadows, examples)
         if plan.attack == "ulira":
             from mubench.ulira import ulira_scores
-            scores.update(ulira_scores(model, spec, plan, splits, recipe, backbone, seed, shadows, examples))
+            scores.update(ulira_scores(phi, spec, plan, splits, recipe, backbone, seed, shadows, examples))
         log_attack_examples(examples)
         return scores
     return attack

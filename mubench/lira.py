@@ -105,11 +105,20 @@ def nonmember_mask(splits) -> np.ndarray:
     return np.ones(len(held_out), bool)
 
 
+def pool_phi(model, splits, device) -> np.ndarray:
+    """φ of `model` on the attack's pool (forget, then the held-out role): what LiRA and U-LiRA score."""
+    return confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, device)
+
+
 def lira_scores(model, splits, shadows: ShadowSet, device, examples: dict | None = None) -> dict[str, float]:
-    """The cell's LiRA metrics: online (`lira_*`) and offline (`lira_offline_*`) AUC and TPR at 1 % and 5 % FPR,
-    forget vs the held-out non-members, and the shadows' cost (training seconds summed, bytes in the cache, K).
-    `examples`, when given, receives the per-example online scores (`lira_members`, `lira_nonmembers`)."""
-    phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, device)
+    """The cell's LiRA metrics of `model`; see `lira_metrics`."""
+    return lira_metrics(pool_phi(model, splits, device), splits, shadows, examples)
+
+
+def lira_metrics(phi: np.ndarray, splits, shadows: ShadowSet, examples: dict | None = None) -> dict[str, float]:
+    """LiRA of a model with φ `phi` on the pool: online (`lira_*`) and offline (`lira_offline_*`) AUC and TPR at 1 %
+    and 5 % FPR, forget vs the held-out non-members, and the shadows' cost (training seconds summed, bytes in the
+    cache, K). `examples`, when given, receives the per-example online scores (`lira_members`, `lira_nonmembers`)."""
     fits = fit_gaussians(shadows.phi, shadows.member)
     n = shadows.n_forget
     keep = nonmember_mask(splits)

@@ -163,9 +163,11 @@ def shadow_set(plan, splits: Splits, recipe: Recipe, backbone: str, seed: int, c
             return took
         fields = shadow_fields(plan, splits, recipe, backbone, seed, index)
         record, hit = cache.get_or_train(fields, entry, train)
-        if keep_models:  # a φ entry cached by a LiRA run still needs the weights U-LiRA unlearns
-            model_record = shadow_model(plan, splits, recipe, backbone, seed, index)[1]
-            size += sum(os.path.getsize(path) for path in cache.paths(model_record["key"]))
+        if keep_models:
+            model_paths = cache.paths(cache.key(shadow_fields(plan, splits, recipe, backbone, seed, index, "model")))
+            if not all(path.exists() for path in model_paths):  # a φ entry cached by a LiRA run, without weights
+                shadow_model(plan, splits, recipe, backbone, seed, index)
+            size += sum(os.path.getsize(path) for path in model_paths)
         phis.append(entry.phi.numpy().copy())
         members.append(entry.member.numpy().copy())
         seconds += record["train_seconds"]

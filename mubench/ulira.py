@@ -79,10 +79,10 @@ def ulira_metrics(target_phi: np.ndarray, unlearned_phi: np.ndarray, shadows: Sh
     return attack_metrics(scores[:n], scores[n:][keep], "ulira")
 
 
-def ulira_scores(model, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet,
+def ulira_scores(target_phi: np.ndarray, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet,
                  examples: dict | None = None) -> dict[str, float]:
-    """The cell's U-LiRA metrics and their cost (`ulira_seconds`: the K unlearning runs; `ulira_runs`: K)."""
-    target_phi = confidence_logits(model, attack_pool(splits), splits.kind, splits.preprocess, plan.device)
+    """U-LiRA metrics of the cell's model, whose φ on the pool is `target_phi` (mubench.lira.pool_phi), and their
+    cost (`ulira_seconds`: the K unlearning runs; `ulira_runs`: K)."""
     unlearned_phi, seconds = unlearned_shadow_phi(plan, spec, splits, recipe, backbone, seed, shadows)
     out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits), examples)
     out.update(ulira_seconds=seconds, ulira_runs=float(len(shadows.member)))

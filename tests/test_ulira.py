@@ -113,7 +113,8 @@ def test_the_originals_ulira_is_its_lira_and_retrain_is_at_chance(toy_shadows):
         for role, data in (("original", everything), ("retrain", splits.retain)):
             targets[role] = toy_model(4, seed=7)
             train_reference(targets[role], data, splits.kind, splits.preprocess, TOY_RECIPE, torch.device("cpu"), 7)
-        scores = {name: ulira.ulira_scores(model, MethodSpec(name), toy_shadows, splits, TOY_RECIPE, "toy", 0, set_)
+        scores = {name: ulira.ulira_scores(lira.pool_phi(model, splits, torch.device("cpu")), MethodSpec(name),
+                                           toy_shadows, splits, TOY_RECIPE, "toy", 0, set_)
                   for name, model in targets.items()}
     plain = lira.lira_scores(targets["original"], splits, set_, torch.device("cpu"))
     for name in lira.FPRS:  # unlearning with `original` leaves every shadow as it was: the calibration is LiRA's
