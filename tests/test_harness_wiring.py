@@ -1,0 +1,286 @@
+"""The harness around the methods, read through its public seams: the configuration a method receives on a task,
+the monitor it watches in a class-wise cell, what `evaluate` and the training loader feed a model, the time a cell
+charges, and what goes into a cell's key. Each test fails on a one-line slip that would change a published number or
+reuse a stale cell."""
+from __future__ import annotations
+
+import dataclasses
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from mubench import identity, metrics
+from mubench.api import METHODS
+from mubench.cell import make_monitor, run_cell, run_logged_cell
+from mubench.data import BatchLoader, Preprocess, Split
+from mubench.losses import TaskKind, task_loss
+from mubench.plan import MethodSpec, RunPlan, RunSummary, method_specs
+from mubench.references import References
+from mubench.scenarios import apply_scenario, parse_scenario
+from mubench.testing import TOY_RECIPE, toy_cell, toy_model, toy_splits
+from mubench.tracking import open_store
+from mubench.training import Recipe, train_reference
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    open_store(uri, tmp_path)
+    return RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri=uri, cache_dir=tmp_path,
+                   quiet=True)
+
+
+def references_of(cell, retrain_seconds: float = 1.0) -> References:
+    return References(cell.original, cell.retrained, {"key": "o"}, {"train_seconds": retrain_seconds})
+
+
+def spy_on(monkeypatch, name: str, probe):
+    """Replace method `name`'s unlearn with `probe(self, model, data, ctx)`, which returns the model."""
+    seen = []
+
+    def unlearn(self, model, data, ctx):
+        seen.append(probe(self, model, data, ctx))
+        return model
+    monkeypatch.setattr(METHODS.get(name), "unlearn", unlearn)
+    return seen
+
+
+# Task presets ----------------------------------------------------------------------------------------------------
+
+def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_overrides_them(store, monkeypatch):
+    cell = toy_cell()
+    cell = dataclasses.replace(cell, splits=dataclasses.replace(cell.splits, task="digits"))  # a registered task
+    task = "digits"
+    monkeypatch.setattr(METHODS.get("finetune"), "task_defaults", {task: {"lr": 0.0123, "epochs": 7},
+                                                                  "other-task": {"lr": 9.0}})
+    configs = spy_on(monkeypatch, "finetune", lambda self, model, data, ctx: self.config)
+    specs = [method_specs(["finetune"], [], references=False)[0],
+             method_specs(["finetune"], ["finetune.epochs=3"], references=False)[0]]
+    summary = RunSummary("")
+    with mlflow.start_run() as parent:
+        summary.parent_run_id = parent.info.run_id
+        for spec in specs:
+            key = identity.cell_key(store, spec, cell.splits, TOY_RECIPE, "toy", 0, 1)
+            run_logged_cell(store, spec, key, cell.splits, TOY_RECIPE, "toy", 0, references_of(cell), summary)
+    assert summary.failures == []
+    assert (configs[0].lr, configs[0].epochs) == (0.0123, 7)  # the task's presets, not the class defaults
+    assert (configs[1].lr, configs[1].epochs) == (0.0123, 3)  # --set wins over a preset
+    runs = MlflowClient().search_runs([mlflow.get_experiment_by_name("mubench").experiment_id],
+                                      "tags.`mubench.kind` = 'cell'", order_by=["attributes.start_time"])
+    logged = [r.data.params for r in runs]
+    assert [(p["cfg.lr"], p["cfg.epochs"]) for p in logged] == [("0.0123", "7"), ("0.0123", "3")]
+    assert runs[0].data.tags["mubench.config_hash"] == identity.config_hash(specs[0], task)
+    monkeypatch.setattr(METHODS.get("finetune"), "task_defaults", {})
+    key_without = identity.cell_key(store, specs[0], cell.splits, TOY_RECIPE, "toy", 0, 1)
+    assert runs[0].data.tags["mubench.cell_key"] != key_without  # a changed preset reruns the cell
+
+
+# The monitor a method watches ------------------------------------------------------------------------------------
+
+def class_wise_toy(label: int = 1):
+    cell = toy_cell()
+    splits = apply_scenario(cell.splits, parse_scenario(f"class:{label}"))
+    return cell, splits
+
+
+def test_the_monitor_of_a_class_wise_cell_reads_the_forgotten_classes_held_out_images(store, monkeypatch):
+    cell, splits = class_wise_toy(1)
+    readings = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.monitor(model))
+    with mlflow.start_run():
+        run_cell(store, MethodSpec("original"), splits, TOY_RECIPE, "toy", 0, references_of(cell))
+    reading = readings[0]
+    # by hand: members are the forget set (all of class 1), non-members val's images of class 1, accuracy the rest
+    forget_losses, _ = metrics.evaluate(cell.original, splits.forget, splits.kind, splits.preprocess, CPU)
+    val_losses, val_right = metrics.evaluate(cell.original, splits.val, splits.kind, splits.preprocess, CPU)
+    of_class = splits.val.labels.numpy() == 1
+    assert 0 < of_class.sum() < len(of_class)
+    expected = metrics.mia_scores(forget_losses, val_losses[of_class]).mia
+    assert reading.mia == pytest.approx(expected)
+    assert reading.forgetting_score == pytest.approx(2 * abs(expected - 0.5))
+    assert reading.val_accuracy == pytest.approx(val_right[~of_class].mean())
+    everything = make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, CPU)(cell.original)
+    assert everything.val_accuracy != pytest.approx(reading.val_accuracy)  # the wrong monitor reads otherwise
+
+
+def test_tuning_reads_the_same_monitor_as_the_cell(store, monkeypatch):
+    from mubench.tune import unlearn_on_val
+    cell, splits = class_wise_toy(2)
+    readings = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.monitor(model))
+    with mlflow.start_run():
+        run_cell(store, MethodSpec("original"), splits, TOY_RECIPE, "toy", 0, references_of(cell))
+        tuned, seconds = unlearn_on_val(store, "original", METHODS.get("original").Config(), splits, TOY_RECIPE, 0,
+                                        references_of(cell))
+    assert tuned == readings[0] == readings[1]
+
+
+# What a model is fed ---------------------------------------------------------------------------------------------
+
+def test_evaluate_normalises_without_augmenting_in_eval_mode():
+    images = torch.randint(0, 256, (20, 3, 12, 12), dtype=torch.uint8)
+    labels = torch.arange(20) % 4
+    split = Split(images, labels, tuple(str(i) for i in range(20)))
+    preprocess = Preprocess((0.2, 0.4, 0.6), (0.5, 0.25, 0.1), augment="crop-flip")
+    model = toy_model(4)
+    model.train()
+    losses, right = metrics.evaluate(model, split, TaskKind.MULTICLASS, preprocess, CPU, batch_size=7)
+    assert not model.training
+    x = (images.float() / 255 - torch.tensor((0.2, 0.4, 0.6)).view(1, 3, 1, 1)) / torch.tensor(
+        (0.5, 0.25, 0.1)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = model(x)
+    assert np.allclose(losses, task_loss(logits, labels, TaskKind.MULTICLASS, reduction="none").numpy(), atol=1e-5)
+    assert np.array_equal(right, (logits.argmax(1) == labels).float().numpy())
+
+
+@pytest.mark.parametrize("augment", ["flip", "crop-flip"])
+def test_augmented_batches_are_normalised_too(augment):
+    """A constant image is its own flip and crop, so an augmented batch of them is the normalised constant."""
+    values = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    images = values.view(3, 1, 1, 1).expand(3, 3, 8, 8).contiguous()
+    preprocess = Preprocess((0.5, 0.4, 0.3), (0.2, 0.2, 0.25), augment=augment)
+    loader = BatchLoader(Split(images, torch.arange(3), ("a", "b", "c")), preprocess, 3, augment=True)
+    (x, _), = list(loader)
+    expected = (values.float().view(3, 1, 1, 1) / 255 - torch.tensor((0.5, 0.4, 0.3)).view(1, 3, 1, 1)) \
+        / torch.tensor((0.2, 0.2, 0.25)).view(1, 3, 1, 1)
+    assert torch.allclose(x, expected.expand(3, 3, 8, 8), atol=1e-6)
+
+
+def test_a_reference_trains_on_augmented_batches_exactly_when_its_recipe_says_so():
+    splits = toy_splits()
+    flipping = dataclasses.replace(splits.preprocess, augment="flip")
+    recipe = Recipe(epochs=1, batch_size=16, lr=0.05)
+    weights = {}
+    for name, preprocess, augment in (("plain", splits.preprocess, False), ("flip-off", flipping, False),
+                                      ("flip-on", flipping, True)):
+        model = toy_model(4, seed=3)
+        train_reference(model, splits.retain, splits.kind, preprocess, dataclasses.replace(recipe, augment=augment),
+                        CPU, 0)
+        weights[name] = model.state_dict()
+    same = all(torch.equal(weights["plain"][k], weights["flip-off"][k]) for k in weights["plain"])
+    moved = any(not torch.equal(weights["plain"][k], weights["flip-on"][k]) for k in weights["plain"])
+    assert same and moved
+
+
+# Time charged ----------------------------------------------------------------------------------------------------
+
+def test_retrain_is_charged_its_training_time_and_the_original_nothing(store):
+    cell = toy_cell()
+    refs = references_of(cell, retrain_seconds=123.0)
+    with mlflow.start_run():
+        retrain = run_cell(store, MethodSpec("retrain"), cell.splits, TOY_RECIPE, "toy", 0, refs)
+        original = run_cell(store, MethodSpec("original"), cell.splits, TOY_RECIPE, "toy", 0, refs)
+    assert 123.0 <= retrain["unlearn_seconds"] < 124.0
+    assert retrain["retrain_seconds"] == original["retrain_seconds"] == 123.0
+    assert retrain["time_ratio"] == pytest.approx(retrain["unlearn_seconds"] / 123.0)
+    assert 0 <= original["unlearn_seconds"] < 1.0
+    assert original["time_ratio"] == pytest.approx(original["unlearn_seconds"] / 123.0)
+
+
+# A cell's key ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_versions():
+    identity.code_version.cache_clear()
+    yield
+    identity.code_version.cache_clear()
+
+
+def test_the_numeric_libraries_versions_are_the_installed_ones():
+    import numpy
+    import sklearn
+    import torchvision
+    versions = identity.library_versions()
+    assert versions["torch"] == torch.__version__.split("+")[0]  # a local build tag (+cu130) is not in the metadata
+    assert versions["torchvision"] == torchvision.__version__.split("+")[0]
+    assert versions["numpy"] == numpy.__version__
+    assert versions["scikit-learn"] == sklearn.__version__
+    assert versions["POT"] != "absent"
+
+
+def digits_like() -> "Splits":
+    """Toy splits under a registered task's name (a key names the task's module)."""
+    return dataclasses.replace(toy_splits(), task="digits")
+
+
+def key_of(plan, spec=None, splits=None, recipe=TOY_RECIPE, backbone="toy", seed=0, threads=1):
+    return identity.cell_key(plan, spec or MethodSpec("finetune"), splits or digits_like(), recipe, backbone, seed,
+                             threads)
+
+
+def test_a_new_torch_release_changes_every_key(store, monkeypatch, fresh_versions):
+    splits = digits_like()
+    cell_before = key_of(store)
+    reference_before = identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"]
+    shadow_before = identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"]
+    real = identity.version
+    monkeypatch.setattr(identity, "version", lambda name: "99.0" if name == "torch" else real(name))
+    identity.code_version.cache_clear()
+    assert key_of(store) != cell_before
+    assert identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"] != reference_before
+    assert identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"] != shadow_before
+
+
+def changed(change: str, plan, tmp_path) -> tuple:
+    """(plan, cell_key arguments) with one thing changed from the base cell."""
+    args = dict(spec=MethodSpec("finetune"), splits=digits_like(), recipe=TOY_RECIPE, backbone="toy", seed=0, threads=1)
+    if change in ("threads", "seed", "backbone"):
+        args[change] = {"threads": 2, "seed": 1, "backbone": "other"}[change]
+    elif change == "split":
+        args["splits"] = dataclasses.replace(args["splits"], split_hash="another")
+    elif change == "recipe":
+        args["recipe"] = dataclasses.replace(TOY_RECIPE, epochs=TOY_RECIPE.epochs + 1)
+    elif change == "config":
+        args["spec"] = MethodSpec("finetune", (("lr", 0.5),))
+    elif change == "pretrained":
+        (tmp_path / "v.pt").write_bytes(b"two")
+        plan = dataclasses.replace(plan, pretrained=tmp_path / "v.pt")
+    elif change:
+        plan = dataclasses.replace(plan, **{"device": {"device": torch.device("cuda")}, "head": {"head": "other"},
+                                            "preset": {"preset": "other"}, "attack": {"attack": ""},
+                                            "ulira": {"attack": "ulira"}, "shadows": {"shadows": 32}}[change])
+    return plan, args
+
+
+@pytest.mark.parametrize("change", ["device", "threads", "seed", "backbone", "head", "preset", "split", "recipe",
+                                    "config", "pretrained", "attack", "ulira", "shadows"])
+def test_everything_that_can_change_a_cells_numbers_changes_its_key(store, tmp_path, change):
+    (tmp_path / "w.pt").write_bytes(b"one")
+    base = dataclasses.replace(store, pretrained=tmp_path / "w.pt", attack="lira", shadows=16)
+    assert key_of(*_unpack(changed(change, base, tmp_path))) != key_of(*_unpack(changed("", base, tmp_path)))
+    assert key_of(*_unpack(changed("", base, tmp_path))) == key_of(*_unpack(changed("", base, tmp_path)))
+
+
+def _unpack(plan_and_args):
+    plan, args = plan_and_args
+    return plan, args["spec"], args["splits"], args["recipe"], args["backbone"], args["seed"], args["threads"]
+
+
+def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_rows(store):
+    changes = tuple(METHODS.get("dlfd").ablations["no-ot"].items())
+    assert key_of(store, MethodSpec("dlfd", changes, "no-ot")) != key_of(store, MethodSpec("dlfd", changes))
+
+
+def edited(module: str):
+    real = identity.module_source
+
+    def source(name):
+        text = real(name)
+        return text + b"\n# edited\n" if name == module else text
+    return source
+
+
+@pytest.mark.parametrize("module, changes", [
+    ("mubench.lira", {"lira", "ulira"}), ("mubench.shadows", {"lira", "ulira"}), ("mubench.ulira", {"ulira"})])
+def test_an_edit_of_the_attacks_code_reruns_exactly_the_cells_it_scores(store, monkeypatch, fresh_versions, module,
+                                                                        changes):
+    plans = {attack: dataclasses.replace(store, attack=attack) for attack in ("", "lira", "ulira")}
+    before = {attack: key_of(plan) for attack, plan in plans.items()}
+    monkeypatch.setattr(identity, "module_source", edited(module))
+    identity.code_version.cache_clear()
+    after = {attack: key_of(plan) for attack, plan in plans.items()}
+    assert {attack for attack in plans if after[attack] != before[attack]} == changes
