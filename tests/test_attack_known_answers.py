@@ -1,0 +1,180 @@
+"""LiRA and U-LiRA on a fixed synthetic shadow set (K = 16) of a class-wise split with a separate `unseen` role,
+against a computation written out here in plain Python: per-example means, one pooled σ per side below K = 64, the
+online likelihood ratio and the offline OUT tail, the forgotten class's unseen images as the only non-members, AUC
+by counting pairs, and TPR at an FPR the non-members reach exactly. And, without training anything, the anchor "the
+Original's U-LiRA is its LiRA"."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mubench import lira, shadows, ulira
+from mubench.data import Preprocess, Split, Splits
+from mubench.losses import TaskKind
+from mubench.plan import MethodSpec, RunPlan
+from mubench.testing import TOY_RECIPE, toy_model
+
+K, N_FORGET = 16, 16
+UNSEEN_LABELS = [1] * 20 + [0] * 5 + [2] * 5  # 20 non-members of the forgotten class: one false positive is 5 % FPR
+FORGOTTEN = 1
+
+
+def split(labels, prefix, seed):
+    g = torch.Generator().manual_seed(seed)
+    return Split(torch.randint(0, 256, (len(labels), 3, 8, 8), dtype=torch.uint8, generator=g),
+                 torch.tensor(labels), tuple(f"{prefix}-{i}" for i in range(len(labels))))
+
+
+def class_wise_splits() -> Splits:
+    """Class 1 forgotten: forget is all of it; `unseen` (the attack's held-out role) mixes it with other classes;
+    `test` (which the attack must not read when `unseen` exists) has other sizes."""
+    return Splits("toy", TaskKind.MULTICLASS, 3, Preprocess((0.5,) * 3, (0.5,) * 3), "toy",
+                  retain=split([0, 2] * 12, "retain", 0), forget=split([FORGOTTEN] * N_FORGET, "forget", 1),
+                  val=split([0, 1, 2] * 4, "val", 2), test=split([0, 1, 2] * 3, "test", 3),
+                  unseen=split(UNSEEN_LABELS, "unseen", 4), scenario=f"class:{FORGOTTEN}",
+                  forgotten_classes=(FORGOTTEN,))
+
+
+def synthetic_phi(seed: int, member: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(member, rng.normal(2.0, 1.5, member.shape), rng.normal(-0.5, 0.8, member.shape))
+
+
+def memberships(pool_size: int) -> np.ndarray:
+    return np.array([shadows.shadow_members(pool_size, 0, k) for k in range(K)])
+
+
+# The computation by hand -----------------------------------------------------------------------------------------
+
+def side(phi, member, inside: bool):
+    """Per-example means over the shadows on that side, and σ pooled over every (shadow, example) entry's deviation
+    from its example's mean, with one degree of freedom per example."""
+    means, squares, entries, examples = [], 0.0, 0, 0
+    for j in range(len(phi[0])):
+        values = [phi[k][j] for k in range(len(phi)) if bool(member[k][j]) == inside]
+        mean = sum(values) / len(values)
+        means.append(mean)
+        squares += sum((v - mean) ** 2 for v in values)
+        entries, examples = entries + len(values), examples + 1
+    return means, math.sqrt(squares / (entries - examples))
+
+
+def log_normal(x, mean, sd):
+    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd) - 0.5 * math.log(2 * math.pi)
+
+
+def by_hand(target, phi, member):
+    mean_in, sd_in = side(phi, member, True)
+    mean_out, sd_out = side(phi, member, False)
+    online = [log_normal(t, mi, sd_in) - log_normal(t, mo, sd_out) for t, mi, mo in zip(target, mean_in, mean_out)]
+    offline = [math.log(0.5 * math.erfc(-(t - mo) / (sd_out * math.sqrt(2)))) for t, mo in zip(target, mean_out)]
+    return online, offline
+
+
+def non_member_scores(scores):
+    unseen = scores[N_FORGET:]
+    return [s for s, label in zip(unseen, UNSEEN_LABELS) if label == FORGOTTEN]
+
+
+def auc(members, non_members):
+    pairs = [1.0 if m > n else 0.5 if m == n else 0.0 for m in members for n in non_members]
+    return sum(pairs) / len(pairs)
+
+
+def tpr_at(members, non_members, fpr, strict=False):
+    """The best share of members at or above a threshold that puts at most `fpr` of the non-members there
+    (`strict`: below `fpr`, the wrong reading of the boundary)."""
+    best = 0.0
+    for threshold in sorted(members + non_members) + [math.inf]:
+        false = sum(n >= threshold for n in non_members) / len(non_members)
+        if false < fpr if strict else false <= fpr:
+            best = max(best, sum(m >= threshold for m in members) / len(members))
+    return best
+
+
+def expected_metrics(prefix, scores):
+    members, non_members = scores[:N_FORGET], non_member_scores(scores)
+    return {f"{prefix}_auc": auc(members, non_members), f"{prefix}_tpr1": tpr_at(members, non_members, 0.01),
+            f"{prefix}_tpr5": tpr_at(members, non_members, 0.05)}
+
+
+# The tests -------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fixed_shadows():
+    splits = class_wise_splits()
+    pool = N_FORGET + len(UNSEEN_LABELS)
+    member = memberships(pool)
+    phi = synthetic_phi(0, member)
+    rng = np.random.default_rng(0)  # the model under attack: members more confident than non-members
+    target = np.concatenate([rng.normal(1.2, 1.0, N_FORGET), rng.normal(-0.3, 0.8, pool - N_FORGET)])
+    return splits, shadows.ShadowSet(phi, member, N_FORGET, 12.5, 4096, 0), target
+
+
+def test_lira_on_a_class_wise_split_with_unseen_is_the_hand_computation(fixed_shadows):
+    splits, shadow_set, target = fixed_shadows
+    online, offline = by_hand(target.tolist(), shadow_set.phi.tolist(), shadow_set.member.tolist())
+    members, non_members = online[:N_FORGET], non_member_scores(online)
+    # the data reach the 5 % boundary: one false positive allowed, and it changes the answer
+    assert tpr_at(members, non_members, 0.05) != tpr_at(members, non_members, 0.05, strict=True)
+    got = lira.lira_metrics(target, splits, shadow_set)
+    expected = {**expected_metrics("lira", online), **expected_metrics("lira_offline", offline),
+                "lira_shadows": 16.0, "lira_shadow_seconds": 12.5, "lira_shadow_bytes": 4096.0}
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+    examples = {}
+    lira.lira_metrics(target, splits, shadow_set, examples)
+    assert np.allclose(examples["lira_members"], members, atol=1e-12)
+    assert np.allclose(examples["lira_nonmembers"], non_members, atol=1e-12)
+
+
+def test_below_64_shadows_the_variance_is_global_and_from_64_per_example():
+    member = memberships(40)
+    fits = lira.fit_gaussians(synthetic_phi(3, member), member)
+    assert np.all(fits.std_in == fits.std_in[0]) and np.all(fits.std_out == fits.std_out[0])
+    many = np.array([shadows.shadow_members(40, 0, k) for k in range(64)])
+    phi = synthetic_phi(3, many)
+    fits = lira.fit_gaussians(phi, many)
+    j = 5
+    values = phi[many[:, j], j]
+    assert fits.std_in[j] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    assert len(set(fits.std_in.round(9))) > 1
+
+
+def test_ulira_calibrates_in_on_the_unlearned_shadows_by_hand(fixed_shadows):
+    splits, shadow_set, target = fixed_shadows
+    unlearned = synthetic_phi(7, shadow_set.member) - 1.0
+    calibration = np.where(shadow_set.member, unlearned, shadow_set.phi)
+    online, _ = by_hand(target.tolist(), calibration.tolist(), shadow_set.member.tolist())
+    got = ulira.ulira_metrics(target, unlearned, shadow_set, lira.nonmember_mask(splits))
+    for name, value in expected_metrics("ulira", online).items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_the_originals_ulira_is_its_lira_without_training(fixed_shadows, monkeypatch, tmp_path):
+    """Unlearning with `original` leaves each shadow as it was, so U-LiRA's calibration is LiRA's: on K untrained
+    toy shadows, the two attacks give the same numbers, and each shadow is unlearned once."""
+    splits = fixed_shadows[0]
+    models = [toy_model(3, width=4, seed=100 + k) for k in range(K)]
+    handed = []
+
+    def shadow_model(plan, splits_, recipe, backbone, seed, index, retain_only=False):
+        handed.append(index)
+        return models[index], {"train_seconds": 0.0}, True
+    monkeypatch.setattr(ulira, "shadow_model", shadow_model)
+    pool = shadows.attack_pool(splits)
+    device = torch.device("cpu")
+    phi = np.array([shadows.confidence_logits(m, pool, splits.kind, splits.preprocess, device) for m in models])
+    shadow_set = shadows.ShadowSet(phi, memberships(len(pool)), N_FORGET, 0.0, 0, 0)
+    target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, device)
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=True, attack="ulira", shadows=K)
+    got = ulira.ulira_scores(target_phi, MethodSpec("original"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
+    plain = lira.lira_metrics(target_phi, splits, shadow_set)
+    for name in ("auc", "tpr1", "tpr5"):
+        assert got[f"ulira_{name}"] == plain[f"lira_{name}"]
+    assert sorted(handed) == list(range(K)) and got["ulira_runs"] == K
