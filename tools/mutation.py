@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_TEST = "no default test executes this line"
 EXCLUDED = {"cli.py", "data_cli.py", "plots.py", "board_plots.py", "report.py", "__init__.py"}  # CLI and plotting
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
          ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
@@ -247,7 +248,10 @@ def cmd_map(args) -> None:
     db = sqlite3.connect(state / f"{args.name}.db")
     rows = db.execute("select file.path, context.context, line_bits.numbits from line_bits "
                       "join file on file.id = line_bits.file_id join context on context.id = line_bits.context_id")
+    imported: dict[str, set[int]] = defaultdict(set)  # lines run while importing (collection): before any test
     for path, context, bits in rows:
+        if not context:
+            imported[Path(path).name].update(_numbits(bits))
         if not context or not context.endswith("|run"):
             continue
         nodeid = context[:-len("|run")]
@@ -256,6 +260,7 @@ def cmd_map(args) -> None:
         for line in _numbits(bits):
             lines[Path(path).name][line].append(nodeid)
     (state / f"{args.name}.json").write_text(json.dumps({"durations": durations, "lines": lines,
+                                                        "imported": {k: sorted(v) for k, v in imported.items()},
                                                 "suite_seconds": time.time() - started}))
     print(f"mapped {sum(len(v) for v in lines.values())} lines of {len(lines)} modules with "
           f"{len(durations)} tests in {time.time() - started:.0f} s")
@@ -270,7 +275,28 @@ def sample(per_module: int, seed: int) -> list[Mutant]:
     return chosen
 
 
-def run_one(mutant: Mutant, python: Path, work: Path, tests: list[str], durations: dict) -> dict:
+def chosen_tests(module: str, tests: list[str], durations: dict, budget: float) -> list[str]:
+    """The tests a mutant runs against: those of the module's own test files first (test_<module>*.py, and files
+    that import it), then the rest, each group fastest first, until their summed duration passes `budget` seconds
+    (0: all). A mutant that survives these is reported survived: the score is a lower bound when tests are cut."""
+    stem = module[:-3]
+    own = {p.name for p in (ROOT / "tests").glob("test_*.py")
+           if p.stem.startswith(f"test_{stem}") or f"mubench.{stem}" in p.read_text()
+           or f"from mubench import" in p.read_text() and f" {stem}" in p.read_text().split("from mubench import")[1]
+           .split("\n")[0]}
+    ordered = sorted(set(tests), key=lambda t: (Path(t.split("::")[0]).name not in own, durations.get(t, 0.0)))
+    if not budget:
+        return ordered
+    chosen, spent = [], 0.0
+    for test in ordered:
+        if spent >= budget:
+            break
+        chosen.append(test)
+        spent += durations.get(test, 1.0)
+    return chosen
+
+
+def run_one(mutant: Mutant, python: Path, work: Path, tests: list[str], durations: dict, budget: float) -> dict:
     target = work / "mubench" / mutant.module
     original = target.read_bytes()
     mutated = apply(mutant, original)
@@ -279,8 +305,9 @@ def run_one(mutant: Mutant, python: Path, work: Path, tests: list[str], duration
     except SyntaxError as exc:
         return {"status": "invalid", "detail": str(exc)}
     if not tests:
-        return {"status": "survived", "detail": "no default test executes this line"}
-    tests = sorted(set(tests), key=lambda t: durations.get(t, 0.0))
+        return {"status": "survived", "detail": NO_TEST}
+    all_tests = tests
+    tests = chosen_tests(mutant.module, tests, durations, budget)
     limit = 60 + 3 * sum(durations.get(t, 1.0) for t in tests)
     target.write_bytes(mutated)
     started = time.time()
@@ -296,6 +323,7 @@ def run_one(mutant: Mutant, python: Path, work: Path, tests: list[str], duration
     failed = [ln.split(" ", 1)[1].split(" - ")[0] for ln in done.stdout.splitlines() if ln.startswith("FAILED ")]
     status = "survived" if done.returncode == 0 else "killed" if done.returncode == 1 else "error"
     return {"status": status, "detail": (failed[0] if failed else summary)[:300], "tests": len(tests),
+            "of": len(set(all_tests)),
             "seconds": round(time.time() - started, 1)}
 
 
@@ -303,9 +331,10 @@ def cmd_run(args) -> None:
     state, work = Path(args.state), Path(args.work)
     prepare_tree(work)  # the current tests and sources (results of earlier runs stay valid only for their tree)
     python = make_venv(state, work)
-    mapping = json.loads((state / "map.json").read_text())
+    mapping = json.loads((state / f"{args.map}.json").read_text())
     results_path = state / args.results
-    done = {json.loads(ln)["ident"] for ln in results_path.read_text().splitlines()} if results_path.exists() else set()
+    earlier = [json.loads(ln) for ln in results_path.read_text().splitlines()] if results_path.exists() else []
+    done = {r["ident"] for r in earlier if r.get("detail") != NO_TEST}
     mutants = sample(args.per_module, args.seed)
     if args.only_survivors:
         earlier = [json.loads(ln) for ln in Path(args.only_survivors).read_text().splitlines()]
@@ -316,8 +345,10 @@ def cmd_run(args) -> None:
         if mutant.ident in done:
             continue
         tests = mapping["lines"].get(mutant.module, {}).get(str(mutant.line), [])
+        if not tests and mutant.line in mapping["imported"].get(mutant.module, []):
+            tests = list(mapping["durations"])  # import-time code: every test depends on it, own tests first
         result = {"ident": mutant.ident, **asdict(mutant), **run_one(mutant, python, work, tests,
-                                                                      mapping["durations"])}
+                                                                      mapping["durations"], args.budget)}
         with results_path.open("a") as out:
             out.write(json.dumps(result) + "\n")
         print(f"{result['status']:8} {mutant.module}:{mutant.line} {mutant.operator} "
@@ -325,11 +356,21 @@ def cmd_run(args) -> None:
 
 
 def cmd_report(args) -> None:
-    rows = [json.loads(ln) for ln in (Path(args.state) / args.results).read_text().splitlines()]
-    equivalent = set(Path(args.equivalent).read_text().split()) if args.equivalent else set()
+    rows = list({r["ident"]: r for r in (json.loads(ln) for ln in
+                                         (Path(args.state) / args.results).read_text().splitlines())}.values())
+    equivalent = {ln.split()[0] for ln in Path(args.equivalent).read_text().splitlines()
+                  if ln.strip() and not ln.startswith("#")} if args.equivalent else set()
+    killed_later = set()  # --after: a later pass (new tests) over the survivors
+    for name in args.after or []:
+        killed_later |= {r["ident"] for r in (json.loads(ln) for ln in (Path(args.state) / name).read_text()
+                                              .splitlines()) if r["status"] in ("killed", "error")}
     by_module = defaultdict(lambda: defaultdict(int))
     for r in rows:
-        status = "equivalent" if r["ident"] in equivalent and r["status"] == "survived" else r["status"]
+        status = {"error": "killed", "invalid": "invalid"}.get(r["status"], r["status"])  # error: the suite broke
+        if status == "survived" and r["ident"] in killed_later:
+            status = "killed"
+        if status == "survived" and r["ident"] in equivalent:
+            status = "equivalent"
         by_module[r["module"]][status] += 1
     print("| module | mutants | killed | survived | equivalent | score |\n|---|---|---|---|---|---|")
     total = defaultdict(int)
@@ -362,10 +403,14 @@ def main() -> None:
     run = sub.add_parser("run")
     run.add_argument("--per-module", type=int, default=8)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--map", default="map", help="the test map to read (map --name)")
+    run.add_argument("--budget", type=float, default=0.0,
+                     help="seconds of (mapped) test time per mutant, own tests first; 0: every test on the line")
     run.add_argument("--only-survivors", help="a results file: rerun only the mutants it lists as survived")
     report = sub.add_parser("report")
     report.add_argument("--equivalent", help="a file of mutant idents judged equivalent, one per line")
     report.add_argument("--survivors", action="store_true")
+    report.add_argument("--after", nargs="*", help="results files of later passes over the survivors")
     args = parser.parse_args()
     {"map": cmd_map, "run": cmd_run, "report": cmd_report}[args.command](args)
 
