@@ -178,3 +178,45 @@ def test_the_originals_ulira_is_its_lira_without_training(fixed_shadows, monkeyp
     for name in ("auc", "tpr1", "tpr5"):
         assert got[f"ulira_{name}"] == plain[f"lira_{name}"]
     assert sorted(handed) == list(range(K)) and got["ulira_runs"] == K
+
+
+@pytest.mark.parametrize("attack", ["", "lira", "ulira"])
+def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, monkeypatch, tmp_path):
+    """executors.seed_attack: nothing without --attack; LiRA from `--shadows` shadows of the seed; under ulira also
+    U-LiRA with the cell's method; the per-example scores logged are the forget set and the forgotten class's
+    unseen images."""
+    import mlflow
+
+    from mubench import executors
+    splits = class_wise_splits()
+    pool = shadows.attack_pool(splits)
+    device = torch.device("cpu")
+    models = [toy_model(3, width=4, seed=100 + k) for k in range(K)]
+    phi = np.array([shadows.confidence_logits(m, pool, splits.kind, splits.preprocess, device) for m in models])
+    asked = []
+
+    def shadow_set(plan, splits_, recipe, backbone, seed, count, indices=None):
+        asked.append((backbone, seed, count))
+        return shadows.ShadowSet(phi[:count], memberships(len(pool))[:count], N_FORGET, 0.0, 0, 0)
+    monkeypatch.setattr(shadows, "shadow_set", shadow_set)
+    monkeypatch.setattr(ulira, "shadow_model", lambda plan, s, r, b, seed, index, retain_only=False:
+                        (models[index], {"train_seconds": 0.0}, True))
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=True, attack=attack, shadows=K)
+    scorer = executors.seed_attack(plan, splits, TOY_RECIPE, "toy", 3)
+    if not attack:
+        assert scorer is None and asked == []
+        return
+    target = toy_model(3, width=4, seed=7)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        scores = scorer(target, MethodSpec("original"))
+    assert asked == [("toy", 3, K)]
+    expected = lira.lira_metrics(lira.pool_phi(target, splits, device), splits,
+                                 shadow_set(plan, splits, TOY_RECIPE, "toy", 3, K))
+    assert {k: scores[k] for k in expected} == expected
+    assert ("ulira_auc" in scores) == (attack == "ulira")
+    if attack == "ulira":
+        assert scores["ulira_auc"] == scores["lira_auc"] and scores["ulira_runs"] == K
+    saved = np.load(mlflow.MlflowClient().download_artifacts(run.info.run_id, lira.ATTACK_SCORES, str(tmp_path)))
+    assert len(saved["lira_members"]) == N_FORGET and len(saved["lira_nonmembers"]) == UNSEEN_LABELS.count(FORGOTTEN)
