@@ -7,6 +7,7 @@ import dataclasses
 
 import mlflow
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from mubench import executors
@@ -118,3 +119,141 @@ def test_an_actor_keeps_the_references_of_its_last_seeds_and_runs_each_cell_on_i
     assert ran == [("finetune", "resnet18", s, f"refs-resnet18-{s}") for s in (0, 1, 0, 2, 0, 1)]
     # two seeds kept (the last served): seed 1 was dropped when seed 2 came, and trained again at the end
     assert trained == [("resnet18", 0), ("resnet18", 1), ("resnet18", 2), ("resnet18", 1)]
+
+
+# Registries: a built-in is listed where it is registered ------------------------------------------------------------
+
+def registered_in(folder: str, decorator: str) -> dict[str, str]:
+    """{name: module:Class-or-function} of each `@decorator("name")` in the files of `folder`."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    package = {"methods": "mubench.methods", "datasets": "mubench.datasets", "mubench": "mubench"}[folder]
+    found = {}
+    for path in sorted((root / folder).glob("*.py")):
+        text = path.read_text()
+        for name, obj in re.findall(rf'@{decorator}\("([^"]+)"\)\s*\n(?:class|def) (\w+)', text):
+            found[name] = f"{package}.{path.stem}:{obj}"
+    return found
+
+
+@pytest.mark.parametrize("registry, folder, decorator", [
+    ("mubench.api:METHODS", "methods", "register_method"), ("mubench.tasks:TASKS", "datasets", "register_task"),
+    ("mubench.backbones:BACKBONES", "mubench", r"BACKBONES\.register")])
+def test_every_builtin_is_listed_under_the_name_its_decorator_gives(registry, folder, decorator):
+    import importlib
+    module, attr = registry.split(":")
+    listed = getattr(importlib.import_module(module), attr)._builtins
+    assert registered_in(folder, decorator) == listed
+
+
+def test_the_methods_registry_reads_the_mubench_methods_entry_point_group(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from mubench import registry
+    from mubench.api import METHODS
+    asked = []
+
+    def entry_points(group):
+        asked.append(group)
+        return [EntryPoint("someones-method", "somepkg.method:Method", group)]
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    monkeypatch.setattr(METHODS, "_plugins", None)  # read the group again
+    assert "someones-method" in METHODS.names() and asked == ["mubench.methods"]
+
+
+def test_a_methods_loader_is_on_the_cells_device():
+    from mubench.api import UnlearnData
+    splits = toy_splits()
+    data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs, splits.preprocess,
+                       16, torch.device("cuda"))  # a loader is only built here, never iterated
+    loader = data.loader("forget", shuffle=False, batch_size=8, seed=3)
+    assert loader.device == torch.device("cuda") and loader.batch_size == 8 and loader.shuffle is False
+    assert data.loader("val").batch_size == 16 and data.loader("val").shuffle is True
+
+
+# A cell's record ---------------------------------------------------------------------------------------------------
+
+def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monkeypatch):
+    import time
+
+    from mubench.api import METHODS
+    from mubench.cell import run_logged_cell
+    from mubench.references import References
+    from mubench.testing import toy_cell
+
+    def unlearn(self, model, data, ctx):
+        ctx.log_metric("curve", 0.5)
+        ctx.log_metric("curve", 0.25, step=3)
+        return model
+    monkeypatch.setattr(METHODS.get("original"), "unlearn", unlearn)
+    cell = toy_cell()
+    splits = dataclasses.replace(cell.splits, task="digits")
+    refs = References(cell.original, cell.retrained, {"key": "o"}, {"train_seconds": 1.0})
+    started = time.time() * 1000
+    with mlflow.start_run() as parent:
+        summary = RunSummary(parent.info.run_id)
+        run_logged_cell(store, MethodSpec("original"), "k", splits, TOY_RECIPE, "toy", 0, refs, summary)
+    (run,) = cell_runs("FINISHED")
+    history = MlflowClient().get_metric_history(run.info.run_id, "curve")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(0, 0.5), (3, 0.25)]
+    assert all(started - 1000 <= m.timestamp <= time.time() * 1000 + 1000 for m in history)
+
+
+def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch):
+    from mubench.api import METHODS
+    from mubench.cell import run_logged_cell
+    from mubench.references import References
+    from mubench.testing import toy_cell
+
+    def unlearn(self, model, data, ctx):
+        raise MubenchError("the method gave up on purpose.")
+    monkeypatch.setattr(METHODS.get("original"), "unlearn", unlearn)
+    cell = toy_cell()
+    refs = References(cell.original, cell.retrained, {"key": "o"}, {"train_seconds": 1.0})
+    with mlflow.start_run() as parent:
+        summary = RunSummary(parent.info.run_id)
+        run_logged_cell(store, MethodSpec("original"), "k", dataclasses.replace(cell.splits, task="digits"),
+                        TOY_RECIPE, "toy", 0, refs, summary)
+    (run,) = cell_runs("FAILED")
+    assert run.data.tags[f"{TAG}error"] == "the method gave up on purpose."
+    assert [f.error for f in summary.failures] == ["the method gave up on purpose."] and summary.cells == 1
+    assert "fs" not in run.data.metrics
+
+
+def test_the_invocation_names_the_code_it_ran(smoke_run):
+    out = smoke_run[0]
+    from mubench.tracking import provenance_tags
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.`{TAG}kind` = 'invocation'")
+    expected = provenance_tags()
+    assert f"{TAG}version.torch" in expected
+    assert {k: parent.data.tags.get(k) for k in expected} == expected
+
+
+# The model cache ---------------------------------------------------------------------------------------------------
+
+def test_a_new_cache_format_misses_every_old_entry(tmp_path, monkeypatch):
+    from mubench import cache
+    fields = {"task": "digits", "seed": 0}
+    before = cache.ModelCache(tmp_path).key(fields)
+    monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
+    assert cache.ModelCache(tmp_path).key(fields) != before
+
+
+def test_an_invocation_with_a_failed_cell_ends_failed_and_counts_it(tmp_path, cli, monkeypatch):
+    from mubench.api import METHODS
+
+    def unlearn(self, model, data, ctx):
+        raise MubenchError("finetune gave up on purpose.")
+    monkeypatch.setattr(METHODS.get("finetune"), "unlearn", unlearn)
+    result = cli("run", "--preset", "smoke", "--methods", "finetune", "--out", str(tmp_path), "--quiet",
+                 "--no-plots")
+    assert "finetune gave up on purpose." in result.output + result.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.`{TAG}kind` = 'invocation'")
+    assert parent.info.status == "FAILED" and parent.data.tags[f"{TAG}failed_cells"] == "1"
+    statuses = sorted(r.info.status for r in client.search_runs([experiment], f"tags.`{TAG}kind` = 'cell'"))
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]  # the Original and Retrain rows still finish
