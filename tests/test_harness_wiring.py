@@ -284,3 +284,30 @@ def test_an_edit_of_the_attacks_code_reruns_exactly_the_cells_it_scores(store, m
     identity.code_version.cache_clear()
     after = {attack: key_of(plan) for attack, plan in plans.items()}
     assert {attack for attack in plans if after[attack] != before[attack]} == changes
+
+
+# The augmentations' geometry and colour --------------------------------------------------------------------------
+
+def test_crop_flip_shifts_by_up_to_an_eighth_of_the_side_each_way():
+    """A horizontal ramp, cropped after reflect padding by h // 8 = 2 pixels: its (unflipped) columns shift by every
+    offset in −2..2 and no more; flips reverse it."""
+    ramp = torch.arange(16, dtype=torch.uint8).mul(10).view(1, 1, 1, 16).expand(400, 3, 16, 16).contiguous()
+    preprocess = Preprocess((0.0,) * 3, (1 / 255,) * 3, augment="crop-flip")  # back to pixel values
+    x = preprocess.to_input(ramp, augment=True, generator=torch.Generator().manual_seed(0))
+    middle = x[:, 0, 8, 8]  # a pixel away from the reflected border, so its value tells the shift
+    forward = x[:, 0, 8, 9] > x[:, 0, 8, 8]
+    shifts = ((middle[forward] / 10).round() - 8).int().tolist()
+    assert sorted(set(shifts)) == [-2, -1, 0, 1, 2]
+    assert 0.3 < forward.float().mean() < 0.7  # about half are flipped
+
+
+def test_grey_is_torchvisions_luma_and_the_warp_rotates_counter_clockwise():
+    import torchvision.transforms.functional as F
+
+    from mubench import data
+    x = torch.rand(4, 3, 10, 12, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(data._grey(x), F.rgb_to_grayscale(x), atol=1e-3)
+    square = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    one, zero = torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    assert torch.allclose(data._warp(square, one, zero, zero), square, atol=1e-6)
+    assert torch.allclose(data._warp(square, one, zero, 90 * one), torch.rot90(square, 1, dims=(-2, -1)), atol=1e-5)
