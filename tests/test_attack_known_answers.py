@@ -220,3 +220,33 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
         assert scores["ulira_auc"] == scores["lira_auc"] and scores["ulira_runs"] == K
     saved = np.load(mlflow.MlflowClient().download_artifacts(run.info.run_id, lira.ATTACK_SCORES, str(tmp_path)))
     assert len(saved["lira_members"]) == N_FORGET and len(saved["lira_nonmembers"]) == UNSEEN_LABELS.count(FORGOTTEN)
+
+
+def test_an_example_without_shadows_on_one_side_takes_that_sides_mean_over_examples():
+    """Example 0 is IN for one shadow only (its own mean is that one value); example 1 is never IN (it takes the
+    mean of every IN entry); example 2 is never OUT."""
+    member = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]], bool)
+    phi = np.array([[5.0, 1.0, 2.0], [1.0, 2.0, 4.0], [3.0, 3.0, 6.0], [2.0, 4.0, 8.0]])
+    fits = lira.fit_gaussians(phi, member)
+    in_entries = phi[member]
+    assert fits.mean_in.tolist() == pytest.approx([5.0, in_entries.mean(), 5.0])
+    out_entries = phi[~member]
+    assert fits.mean_out.tolist() == pytest.approx([2.0, 2.5, out_entries.mean()])
+
+
+def test_shadow_phi_is_kept_in_double_precision(tmp_path, monkeypatch):
+    """φ of a confident example is large (it does not saturate): the cache entry keeps it to float64."""
+    splits = class_wise_splits()
+    pool = shadows.attack_pool(splits)
+    exact = np.linspace(0, 1, len(pool)) * 37.123456789012345
+    monkeypatch.setattr(shadows, "train_shadow", lambda splits_, recipe, make_model, device, seed, index, *a, **k:
+                        (exact + index, shadows.shadow_members(len(pool), seed, index), 0.5))
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=True, attack="lira", shadows=2)
+    monkeypatch.setattr(shadows, "shadow_fields", lambda plan_, splits_, recipe, backbone, seed, index, part="":
+                        {"index": index, "part": part})
+    for attempt in range(2):  # trained, then read back from the cache
+        got = shadows.shadow_set(plan, splits, TOY_RECIPE, "toy", 0, 2)
+        assert got.phi.dtype == np.float64 and np.array_equal(got.phi, np.array([exact, exact + 1]))
+        assert np.array_equal(got.member, memberships(len(pool))[:2]) and got.trained == (2 if attempt == 0 else 0)
+        assert got.train_seconds == 1.0 and got.n_forget == N_FORGET

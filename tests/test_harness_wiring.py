@@ -311,3 +311,24 @@ def test_grey_is_torchvisions_luma_and_the_warp_rotates_counter_clockwise():
     one, zero = torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
     assert torch.allclose(data._warp(square, one, zero, zero), square, atol=1e-6)
     assert torch.allclose(data._warp(square, one, zero, 90 * one), torch.rot90(square, 1, dims=(-2, -1)), atol=1e-5)
+
+
+def test_an_edit_of_the_shadows_code_retrains_the_shadows_and_not_the_references(store, monkeypatch, fresh_versions):
+    splits = digits_like()
+    before = (identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
+              identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
+    monkeypatch.setattr(identity, "module_source", edited("mubench.shadows"))
+    identity.code_version.cache_clear()
+    after = (identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
+             identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
+    assert after[0] == before[0] and after[1]["code"] != before[1]["code"]
+    assert after[1]["role"] == "shadow-1" and identity.shadow_fields(
+        store, splits, TOY_RECIPE, "toy", 0, 1, "model")["role"] == "shadow-1-model"
+
+
+def test_an_ablation_variant_keeps_the_set_overrides_of_its_method():
+    specs = method_specs(["dlfd"], ["dlfd.lr=0.5"], ablate=True, references=False)
+    assert [s.row for s in specs][:2] == ["dlfd[lr=0.5]", "dlfd[lr=0.5,no-ot]"]
+    variant = specs[1]
+    config = variant.config_for("digits")
+    assert config.lr == 0.5 and config.use_ot is False and variant.base == "dlfd[lr=0.5]"
