@@ -207,3 +207,35 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, args, words):
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / STUDY_DB).exists()
 
+
+
+def test_the_preset_and_the_tune_run_record_every_condition_of_the_search(first_tune):
+    """What a reader needs to know where a preset came from (and what a later tune must match to resume it)."""
+    from mlflow import MlflowClient
+    out, result = first_tune
+    tuning = read_preset(out / PRESET_FILE)["tuning"]
+    splits = tune_module.load_task("digits", "smoke", None)[1]
+    assert tuning == {"task": "digits", "scenario": "random", "backbone": "resnet18", "preset": "smoke",
+                      "head": "linear", "seed": 0, "trials": 3, "objective": tune_module.OBJECTIVE,
+                      "sampler": tune_module.SAMPLER, "sampler_seed": 0, "startup_trials": tune_module.startup(3),
+                      "split_hash": splits.split_hash, "threads": 1, "device": "cpu", "command": "test"}
+    params = MlflowClient(default_tracking_uri(out)).get_run(result.parent_run_id).data.params
+    assert params == {f"tune.{k}": str(v) for k, v in tuning.items() if k != "command"}
+
+
+def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(first_tune):
+    from mlflow import MlflowClient
+    from mubench.tracking import EXPERIMENT
+    out, result = first_tune
+    client = MlflowClient(default_tracking_uri(out))
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    trials = {t.number: t for t in study_trials(out)}
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        assert tags["mubench.kind"] == "trial" and tags["mubench.method"] == METHOD
+        assert (tags["mubench.task"], tags["mubench.backbone"], tags["mubench.seed"]) == ("digits", "resnet18", "0")
+        trial = trials[int(tags["mubench.trial"])]
+        assert metrics["objective"] == pytest.approx(trial.value)
+        assert metrics["objective"] == pytest.approx(0.5 * (metrics["val_acc"] + 1 - metrics["val_fs"]))
+        assert {"val_acc", "val_fs", "val_mia", "unlearn_seconds", "time_ratio"} <= set(metrics)

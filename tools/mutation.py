@@ -228,7 +228,7 @@ def _numbits(bits: bytes) -> list[int]:
 def cmd_map(args) -> None:
     """Run the default suite (or `--tests`) once under coverage with per-test contexts; keep, per line of each
     module, the tests that executed it, and each test's duration."""
-    state, work = Path(args.state), Path(args.work)
+    state, work = Path(args.state).resolve(), Path(args.work).resolve()
     started = time.time()
     if not args.reuse:
         if work.exists():
@@ -328,7 +328,7 @@ def run_one(mutant: Mutant, python: Path, work: Path, tests: list[str], duration
 
 
 def cmd_run(args) -> None:
-    state, work = Path(args.state), Path(args.work)
+    state, work = Path(args.state).resolve(), Path(args.work).resolve()
     prepare_tree(work)  # the current tests and sources (results of earlier runs stay valid only for their tree)
     python = make_venv(state, work)
     mapping = json.loads((state / f"{args.map}.json").read_text())
@@ -341,7 +341,11 @@ def cmd_run(args) -> None:
         keep = {r["ident"] for r in earlier if r["status"] == "survived"}
         mutants = [m for m in mutants if m.ident in keep]
     print(f"{len(mutants)} mutants, {len(done)} already done", flush=True)
+    if args.reverse:
+        mutants.reverse()
     for mutant in mutants:
+        if args.also_done and Path(args.also_done).exists():  # a second worker taking the list from the other end
+            done |= {json.loads(ln)["ident"] for ln in Path(args.also_done).read_text().splitlines()}
         if mutant.ident in done:
             continue
         tests = mapping["lines"].get(mutant.module, {}).get(str(mutant.line), [])
@@ -404,6 +408,8 @@ def main() -> None:
     run.add_argument("--per-module", type=int, default=8)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--map", default="map", help="the test map to read (map --name)")
+    run.add_argument("--reverse", action="store_true", help="take the mutants from the end of the list")
+    run.add_argument("--also-done", help="another worker's results file: skip what it has done")
     run.add_argument("--budget", type=float, default=0.0,
                      help="seconds of (mapped) test time per mutant, own tests first; 0: every test on the line")
     run.add_argument("--only-survivors", help="a results file: rerun only the mutants it lists as survived")
