@@ -250,3 +250,30 @@ def test_shadow_phi_is_kept_in_double_precision(tmp_path, monkeypatch):
         assert got.phi.dtype == np.float64 and np.array_equal(got.phi, np.array([exact, exact + 1]))
         assert np.array_equal(got.member, memberships(len(pool))[:2]) and got.trained == (2 if attempt == 0 else 0)
         assert got.train_seconds == 1.0 and got.n_forget == N_FORGET
+
+
+def test_each_shadow_is_unlearned_from_the_cells_seed_whatever_ran_before(fixed_shadows, monkeypatch, tmp_path):
+    """A method that draws from torch's global generator gives the same unlearned shadows on every call: each
+    shadow's unlearning starts from the cell's seed, as the cell's own unlearning does."""
+    from mubench.api import METHODS
+    splits = fixed_shadows[0]
+    models = [toy_model(3, width=4, seed=100 + k) for k in range(4)]
+    monkeypatch.setattr(ulira, "shadow_model", lambda plan, s, r, b, seed, index, retain_only=False:
+                        (__import__("copy").deepcopy(models[index]), {"train_seconds": 0.0}, True))
+
+    def noisy(self, model, data, ctx):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        return model
+    monkeypatch.setattr(METHODS.get("original"), "unlearn", noisy)
+    pool = shadows.attack_pool(splits)
+    member = memberships(len(pool))[:4]
+    shadow_set = shadows.ShadowSet(np.zeros(member.shape), member, N_FORGET, 0.0, 0, 0)
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=True, attack="ulira", shadows=4)
+    first, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
+    torch.randn(100)  # whatever ran in between
+    second, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
+    other_seed, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 6, shadow_set)
+    assert np.array_equal(first, second) and not np.array_equal(first, other_seed)

@@ -53,3 +53,21 @@ def test_smoke_run_on_each_backbone(name, tmp_path, cli):
                  "--out", str(tmp_path), "--quiet")
     assert result.exit_code == 0
     assert (tmp_path / "leaderboards" / f"digits-{name}-smoke.md").exists()
+
+
+def test_efficientnet_keeps_torchvisions_classifier_dropout():
+    model = build_backbone("efficientnet_b0", 5)
+    dropouts = [m.p for m in model.head if isinstance(m, torch.nn.Dropout)]
+    assert dropouts == [torchvision.models.efficientnet_b0().classifier[0].p] == [0.2]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in build_backbone("resnet18", 5).head)
+
+
+class NotAStateDict:
+    """A pickled object: torch.load(weights_only=True) refuses to build it."""
+
+
+def test_a_pretrained_file_that_would_run_code_when_unpickled_is_refused(tmp_path):
+    path = tmp_path / "pickled.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": NotAStateDict()}, path)
+    with pytest.raises(MubenchError, match="not a readable PyTorch state dict"):
+        build_backbone("resnet18", 3, pretrained=path)

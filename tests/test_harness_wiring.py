@@ -236,6 +236,8 @@ def changed(change: str, plan, tmp_path) -> tuple:
         args["recipe"] = dataclasses.replace(TOY_RECIPE, epochs=TOY_RECIPE.epochs + 1)
     elif change == "config":
         args["spec"] = MethodSpec("finetune", (("lr", 0.5),))
+    elif change == "task":
+        args["splits"] = dataclasses.replace(args["splits"], task="mufac")
     elif change == "pretrained":
         (tmp_path / "v.pt").write_bytes(b"two")
         plan = dataclasses.replace(plan, pretrained=tmp_path / "v.pt")
@@ -247,7 +249,7 @@ def changed(change: str, plan, tmp_path) -> tuple:
 
 
 @pytest.mark.parametrize("change", ["device", "threads", "seed", "backbone", "head", "preset", "split", "recipe",
-                                    "config", "pretrained", "attack", "ulira", "shadows"])
+                                    "config", "pretrained", "attack", "ulira", "shadows", "task"])
 def test_everything_that_can_change_a_cells_numbers_changes_its_key(store, tmp_path, change):
     (tmp_path / "w.pt").write_bytes(b"one")
     base = dataclasses.replace(store, pretrained=tmp_path / "w.pt", attack="lira", shadows=16)
@@ -258,6 +260,15 @@ def test_everything_that_can_change_a_cells_numbers_changes_its_key(store, tmp_p
 def _unpack(plan_and_args):
     plan, args = plan_and_args
     return plan, args["spec"], args["splits"], args["recipe"], args["backbone"], args["seed"], args["threads"]
+
+
+def test_references_trained_before_the_seeding_rule_are_never_reused(store, monkeypatch):
+    splits = digits_like()
+    cell = key_of(store)
+    reference = identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")
+    monkeypatch.setattr(identity, "REFERENCE_INIT", "unseeded-init")
+    assert key_of(store) != cell
+    assert identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original") != reference
 
 
 def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_rows(store):
