@@ -343,3 +343,19 @@ def test_an_ablation_variant_keeps_the_set_overrides_of_its_method():
     variant = specs[1]
     config = variant.config_for("digits")
     assert config.lr == 0.5 and config.use_ot is False and variant.base == "dlfd[lr=0.5]"
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_a_loop_methods_default_batches_are_augmented_shuffled_retain_from_the_cells_seed(batch_size):
+    cell = toy_cell()
+    data = dataclasses.replace(cell.data, preprocess=dataclasses.replace(cell.data.preprocess, augment="crop-flip"))
+    finetune = METHODS.get("finetune")
+    method = finetune(dataclasses.replace(finetune.Config(), batch_size=batch_size))
+    loader = method.batches(data, cell.context())
+    assert loader.split is data.retain and loader.shuffle and loader.augment
+    assert loader.batch_size == (batch_size or data.batch_size)
+    same = BatchLoader(data.retain, data.preprocess, loader.batch_size, shuffle=True, augment=True, seed=cell.seed)
+    other = BatchLoader(data.retain, data.preprocess, loader.batch_size, shuffle=True, augment=True,
+                        seed=cell.seed + 1)
+    (x, y), (x_same, y_same), (x_other, _) = next(iter(loader)), next(iter(same)), next(iter(other))
+    assert torch.equal(x, x_same) and torch.equal(y, y_same) and not torch.equal(x, x_other)
