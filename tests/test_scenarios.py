@@ -144,3 +144,11 @@ def test_a_run_draws_the_board_picture_and_logs_it(smoke_run):
         parent = db.execute("select r.artifact_uri from runs r join tags t on t.run_uuid = r.run_uuid "
                             "where t.key = 'mubench.kind' and t.value = 'invocation'").fetchone()[0]
     assert (Path(parent.removeprefix("file://")) / "plots" / picture.name).is_file()
+
+
+def test_a_scenario_the_task_cannot_have_is_refused_before_its_data_is_read(tmp_path, cli, monkeypatch):
+    from mubench.tasks import TASKS
+    read = []
+    monkeypatch.setattr(TASKS.get("digits"), "load", lambda self, root: read.append(root))
+    result = cli("run", "--out", str(tmp_path / "out"), "--scenario", "class:10")
+    assert result.exit_code == 2 and "has classes 0–9" in result.stderr and read == []
