@@ -208,7 +208,8 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
         assert scorer is None and asked == []
         return
     target = toy_model(3, width=4, seed=7)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    from mubench.tracking import open_store
+    open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)  # not mlflow.set_tracking_uri: it exports the URI
     with mlflow.start_run() as run:
         scores = scorer(target, MethodSpec("original"))
     assert asked == [("toy", 3, K)]

@@ -331,7 +331,15 @@ def cmd_run(args) -> None:
     state, work = Path(args.state).resolve(), Path(args.work).resolve()
     prepare_tree(work)  # the current tests and sources (results of earlier runs stay valid only for their tree)
     python = make_venv(state, work)
-    mapping = json.loads((state / f"{args.map}.json").read_text())
+    mapping = {"durations": {}, "lines": defaultdict(lambda: defaultdict(list)), "imported": defaultdict(list)}
+    for name in args.map.split(","):  # several maps (e.g. of tests added since the first) run as one
+        part = json.loads((state / f"{name}.json").read_text())
+        mapping["durations"].update(part["durations"])
+        for module, lines in part["lines"].items():
+            for line, tests in lines.items():
+                mapping["lines"][module][line] += tests
+        for module, lines in part["imported"].items():
+            mapping["imported"][module] += lines
     results_path = state / args.results
     earlier = [json.loads(ln) for ln in results_path.read_text().splitlines()] if results_path.exists() else []
     done = {r["ident"] for r in earlier if r.get("detail") != NO_TEST}
@@ -407,7 +415,7 @@ def main() -> None:
     run = sub.add_parser("run")
     run.add_argument("--per-module", type=int, default=8)
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--map", default="map", help="the test map to read (map --name)")
+    run.add_argument("--map", default="map", help="the test maps to read, comma-separated (map --name)")
     run.add_argument("--reverse", action="store_true", help="take the mutants from the end of the list")
     run.add_argument("--also-done", help="another worker's results file: skip what it has done")
     run.add_argument("--budget", type=float, default=0.0,
