@@ -257,3 +257,30 @@ def test_an_invocation_with_a_failed_cell_ends_failed_and_counts_it(tmp_path, cl
     assert parent.info.status == "FAILED" and parent.data.tags[f"{TAG}failed_cells"] == "1"
     statuses = sorted(r.info.status for r in client.search_runs([experiment], f"tags.`{TAG}kind` = 'cell'"))
     assert statuses == ["FAILED", "FINISHED", "FINISHED"]  # the Original and Retrain rows still finish
+
+
+# Runs of dead processes ------------------------------------------------------------------------------------------
+
+def test_only_running_runs_of_gone_processes_on_this_host_are_marked_killed(store):
+    import socket
+    import subprocess
+    import sys
+
+    from mubench.tracking import mark_dead_runs_killed
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = gone.stdout.strip()
+    host = socket.gethostname()
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+
+    def run(status, pid, on_host=host):
+        run_id = client.create_run(experiment, tags={f"{TAG}host": on_host, f"{TAG}pid": pid}).info.run_id
+        if status != "RUNNING":
+            client.set_terminated(run_id, status=status)
+        return run_id
+    dead_running, dead_finished = run("RUNNING", dead_pid), run("FINISHED", dead_pid)
+    other_host, alive = run("RUNNING", dead_pid, "another-host"), run("RUNNING", str(__import__("os").getpid()))
+    killed = mark_dead_runs_killed(store.tracking_uri, experiment)
+    status = {r: client.get_run(r).info.status for r in (dead_running, dead_finished, other_host, alive)}
+    assert status == {dead_running: "KILLED", dead_finished: "FINISHED", other_host: "RUNNING", alive: "RUNNING"}
+    assert len(killed) == 1 and dead_pid in client.get_run(dead_running).data.tags[f"{TAG}error"]

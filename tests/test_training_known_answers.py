@@ -72,3 +72,27 @@ def test_schedules_per_step():
     assert cosine[9] == pytest.approx(0.0, abs=1e-12)  # past the end it stays at zero
     assert rates("constant", 5) == pytest.approx([0.1] * 7)
     assert rates("step", 6, (2, 4)) == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001])
+
+
+def test_a_reference_trains_the_same_whatever_drew_from_torch_before_and_on_the_run_device(monkeypatch):
+    """Dropout draws from torch's global generator: the recipe seeds it, so the weights depend on the seed alone;
+    the batches are built for the run's device."""
+    from mubench import training
+    from mubench.testing import toy_model, toy_splits
+    splits = toy_splits()
+    recipe = training.Recipe(epochs=1, batch_size=16, lr=0.05)
+
+    def trained(seed, noise):
+        model = torch.nn.Sequential(toy_model(4, seed=3), torch.nn.Dropout(0.5))
+        torch.randn(noise)
+        training.train_reference(model, splits.retain, splits.kind, splits.preprocess, recipe, torch.device("cpu"),
+                                 seed)
+        return model.state_dict()
+    a, b, c = trained(0, 1), trained(0, 7), trained(1, 1)
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+    devices = []
+    real = training.BatchLoader
+    monkeypatch.setattr(training, "BatchLoader", lambda *args, **kw: devices.append(kw.get("device")) or real(*args, **kw))
+    training.train_reference(toy_model(4), splits.retain, splits.kind, splits.preprocess, recipe,
+                             torch.device("cpu"), 0)
+    assert devices == [torch.device("cpu")]
