@@ -370,7 +370,7 @@ def cmd_run(args) -> None:
 def cmd_report(args) -> None:
     rows = list({r["ident"]: r for r in (json.loads(ln) for ln in
                                          (Path(args.state) / args.results).read_text().splitlines())}.values())
-    equivalent = {ln.split()[0] for ln in Path(args.equivalent).read_text().splitlines()
+    equivalent = {ln.split("\t")[0] for ln in Path(args.equivalent).read_text().splitlines()
                   if ln.strip() and not ln.startswith("#")} if args.equivalent else set()
     killed_later = set()  # --after: a later pass (new tests) over the survivors
     for name in args.after or []:
