@@ -252,9 +252,9 @@ def cmd_map(args) -> None:
     for path, context, bits in rows:
         if not context:
             imported[Path(path).name].update(_numbits(bits))
-        if not context or not context.endswith("|run"):
+        if not context or "|" not in context:
             continue
-        nodeid = context[:-len("|run")]
+        nodeid = context.rpartition("|")[0]  # |setup counts too: a fixture's work is its tests' work
         if nodeid not in durations:
             continue
         for line in _numbits(bits):
@@ -398,7 +398,7 @@ def cmd_report(args) -> None:
           f"{total['killed'] / max(1, real):.0%} |")
     if args.survivors:
         for r in rows:
-            if r["status"] == "survived" and r["ident"] not in equivalent:
+            if r["status"] == "survived" and r["ident"] not in equivalent | killed_later:
                 print(f"{r['module']}:{r['line']} {r['operator']} {r['before'][:70]!r} -> {r['after'][:70]!r}")
 
 
