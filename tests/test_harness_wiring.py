@@ -23,6 +23,7 @@ from mubench.scenarios import apply_scenario, parse_scenario
 from mubench.testing import TOY_RECIPE, toy_cell, toy_model, toy_splits
 from mubench.tracking import open_store
 from mubench.training import Recipe, train_reference
+from test_identity import edited, fresh_versions  # noqa: F401 (a fixture)
 
 CPU = torch.device("cpu")
 
@@ -183,13 +184,6 @@ def test_retrain_is_charged_its_training_time_and_the_original_nothing(store):
 
 # A cell's key ----------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def fresh_versions():
-    identity.code_version.cache_clear()
-    yield
-    identity.code_version.cache_clear()
-
-
 def test_the_numeric_libraries_versions_are_the_installed_ones():
     import numpy
     import sklearn
@@ -274,15 +268,6 @@ def test_references_trained_before_the_seeding_rule_are_never_reused(store, monk
 def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_rows(store):
     changes = tuple(METHODS.get("dlfd").ablations["no-ot"].items())
     assert key_of(store, MethodSpec("dlfd", changes, "no-ot")) != key_of(store, MethodSpec("dlfd", changes))
-
-
-def edited(module: str):
-    real = identity.module_source
-
-    def source(name):
-        text = real(name)
-        return text + b"\n# edited\n" if name == module else text
-    return source
 
 
 @pytest.mark.parametrize("module, changes", [
