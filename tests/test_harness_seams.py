@@ -284,3 +284,30 @@ def test_only_running_runs_of_gone_processes_on_this_host_are_marked_killed(stor
     status = {r: client.get_run(r).info.status for r in (dead_running, dead_finished, other_host, alive)}
     assert status == {dead_running: "KILLED", dead_finished: "FINISHED", other_host: "RUNNING", alive: "RUNNING"}
     assert len(killed) == 1 and dead_pid in client.get_run(dead_running).data.tags[f"{TAG}error"]
+
+
+def test_a_process_this_user_may_not_signal_is_alive_and_a_reused_pid_is_not(monkeypatch):
+    import os
+
+    from mubench import tracking
+
+    def kill(pid, signal):
+        raise {1: PermissionError, 2: ProcessLookupError}.get(pid, OSError)()
+    monkeypatch.setattr(tracking.os, "kill", kill)
+    assert tracking.process_alive(1, "") is True  # another user's process: it exists
+    assert tracking.process_alive(2, "") is False
+    monkeypatch.undo()
+    me, started = os.getpid(), tracking.process_start(os.getpid())
+    assert started.isdigit() and tracking.process_alive(me, started) and tracking.process_alive(me, "")
+    assert not tracking.process_alive(me, str(int(started) + 1))  # the pid now names a later process
+
+
+def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
+    from mubench import tracking
+    opened = []
+    monkeypatch.setattr(tracking, "open_experiment", lambda uri, root=None: opened.append((uri, root)) or "7")
+    assert tracking.open_store("http://127.0.0.1:5999", tmp_path / "out") == "7"
+    assert opened == [("http://127.0.0.1:5999", tmp_path / "out" / "mlartifacts")] and not list(tmp_path.iterdir())
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    assert tracking.open_store(uri, tmp_path / "out") == "7"
+    assert (tmp_path / "store" / "mlflow.db.lock").exists() and opened[-1] == (uri, tmp_path / "out" / "mlartifacts")

@@ -86,3 +86,12 @@ def test_quiet_prints_no_progress_lines(smoke_run):
     assert not [line for line in result.stderr.splitlines()
                 if line.startswith(("reference ", "cell ", "leaderboard written"))]
     assert "cells run" in result.stderr  # the summary stays
+
+
+def test_a_quiet_reference_prints_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mubench.references, "train_reference", lambda *args, **kwargs: 4.25)  # skip the training
+    splits, recipe = load_task("digits", "smoke", None, "random")[1:]
+    plan = RunPlan([], ["digits"], ["resnet18"], [1], tmp_path, "", tmp_path / "cache", preset="smoke", quiet=True)
+    for _ in range(2):
+        train_reference_role(plan, splits, recipe, "resnet18", 1, "original", RunSummary(""))
+    assert capsys.readouterr().err == ""

@@ -73,3 +73,43 @@ def test_every_module_in_folder_is_declared_and_resolves(registry, folder):
 def test_every_builtin_backbone_resolves():
     for name in BACKBONES.names():
         assert callable(BACKBONES.get(name))
+
+
+class FakeEntryPoint:
+    """An installed plugin's entry point: `load` imports it (here: returns or raises) and counts the imports."""
+
+    def __init__(self, name, target=None, dist="widget-pkg"):
+        self.name, self.target, self.loads = name, target, 0
+        self.dist = type("Dist", (), {"name": dist})() if dist else None
+
+    def load(self):
+        self.loads += 1
+        if self.target is None:
+            raise ImportError(f"no module named {self.name}_impl")
+        return self.target
+
+
+def plugin_registry(monkeypatch, *eps) -> Registry:
+    from mubench import registry as module
+    monkeypatch.setattr(module, "entry_points", lambda group: list(eps) if group == "widgets" else [])
+    return Registry("widget", {"thing": f"{__name__}:Thing"}, "widgets")
+
+
+def test_a_plugin_that_fails_to_import_is_named_by_its_distribution(monkeypatch):
+    registry = plugin_registry(monkeypatch, FakeEntryPoint("broken"), FakeEntryPoint("orphan", dist=None))
+    with pytest.raises(RegistryError, match="widget 'broken' from plugin distribution 'widget-pkg' failed to import"):
+        registry.get("broken")
+    with pytest.raises(RegistryError, match="'an unknown distribution' failed to import"):
+        registry.get("orphan")
+    assert registry.plugin_errors["broken"] == "distribution 'widget-pkg': ImportError: no module named broken_impl"
+
+
+def test_check_plugins_imports_each_plugin_once_and_never_one_shadowing_a_builtin(monkeypatch):
+    loaded, broken, shadow = FakeEntryPoint("loaded", Other), FakeEntryPoint("broken"), FakeEntryPoint("thing")
+    fresh = FakeEntryPoint("fresh", type("Fresh", (), {}))
+    registry = plugin_registry(monkeypatch, loaded, broken, shadow, fresh)
+    assert registry.get("loaded") is Other and loaded.loads == 1
+    errors = registry.check_plugins()
+    assert list(errors) == ["broken"] and "widget-pkg" in errors["broken"]
+    assert (loaded.loads, broken.loads, shadow.loads, fresh.loads) == (1, 1, 0, 1)
+    assert registry.get("fresh") is fresh.target and fresh.loads == 1

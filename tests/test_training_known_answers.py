@@ -96,3 +96,15 @@ def test_a_reference_trains_the_same_whatever_drew_from_torch_before_and_on_the_
     training.train_reference(toy_model(4), splits.retain, splits.kind, splits.preprocess, recipe,
                              torch.device("cpu"), 0)
     assert devices == [torch.device("cpu")]
+
+
+def test_seed_everything_seeds_pythons_numpys_and_torchs_global_generators():
+    import random
+
+    import numpy as np
+
+    from mubench.references import seed_everything
+    seed_everything(11)
+    drawn = random.random(), np.random.rand(), torch.rand(1).item()
+    assert drawn == (random.Random(11).random(), np.random.RandomState(11).rand(),
+                     torch.rand(1, generator=torch.Generator().manual_seed(11)).item())
