@@ -164,3 +164,12 @@ def test_a_split_is_copied_to_a_device_once_and_pickled_without_its_copies():
     assert torch.equal(restored.images, split.images) and restored.ids == split.ids
     assert restored.on("meta") is not moved
     assert copy.deepcopy(split).on("meta") is not moved
+
+
+def test_cuda_autocast_is_bf16_not_torchs_float16_default():
+    """bf16 needs no loss scaling; CUDA's autocast default (float16) would. Built here without a GPU: the context
+    records its dtype even where it cannot enable itself."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available": the context is only inspected
+        assert accel.autocast("cuda").fast_dtype == torch.bfloat16

@@ -150,9 +150,12 @@ def test_ulira_calibrates_in_on_the_unlearned_shadows_by_hand(fixed_shadows):
     unlearned = synthetic_phi(7, shadow_set.member) - 1.0
     calibration = np.where(shadow_set.member, unlearned, shadow_set.phi)
     online, _ = by_hand(target.tolist(), calibration.tolist(), shadow_set.member.tolist())
-    got = ulira.ulira_metrics(target, unlearned, shadow_set, lira.nonmember_mask(splits))
+    examples = {}
+    got = ulira.ulira_metrics(target, unlearned, shadow_set, lira.nonmember_mask(splits), examples)
     for name, value in expected_metrics("ulira", online).items():
         assert got[name] == pytest.approx(value, abs=1e-12), name
+    assert np.allclose(examples["ulira_members"], online[:N_FORGET], atol=1e-12)
+    assert np.allclose(examples["ulira_nonmembers"], non_member_scores(online), atol=1e-12)
 
 
 def test_the_originals_ulira_is_its_lira_without_training(fixed_shadows, monkeypatch, tmp_path):
@@ -278,3 +281,24 @@ def test_each_shadow_is_unlearned_from_the_cells_seed_whatever_ran_before(fixed_
     second, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
     other_seed, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 6, shadow_set)
     assert np.array_equal(first, second) and not np.array_equal(first, other_seed)
+
+
+def test_ulira_charges_each_shadow_retrains_training_time_as_a_cell_charges_retrains(fixed_shadows, monkeypatch,
+                                                                                      tmp_path):
+    """Retrain unlearns a shadow by borrowing that shadow's retrain-only model: U-LiRA's cost is the K borrowed
+    training times (here 2.5 s each) plus the near-zero time of handing them over."""
+    splits = fixed_shadows[0]
+    asked = []
+
+    def shadow_model(plan, splits_, recipe, backbone, seed, index, retain_only=False):
+        asked.append((index, retain_only))
+        return toy_model(3, width=4, seed=index), {"train_seconds": 2.5 if retain_only else 99.0}, True
+    monkeypatch.setattr(ulira, "shadow_model", shadow_model)
+    pool = shadows.attack_pool(splits)
+    shadow_set = shadows.ShadowSet(np.zeros((K, len(pool))), memberships(len(pool)), N_FORGET, 0.0, 0, 0)
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=True, attack="ulira", shadows=K)
+    target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, torch.device("cpu"))
+    got = ulira.ulira_scores(target_phi, MethodSpec("retrain"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
+    assert K * 2.5 <= got["ulira_seconds"] < K * 2.5 + 5 and got["ulira_runs"] == K
+    assert sorted(asked) == sorted([(k, False) for k in range(K)] + [(k, True) for k in range(K)])

@@ -170,6 +170,18 @@ def test_a_methods_loader_is_on_the_cells_device():
     loader = data.loader("forget", shuffle=False, batch_size=8, seed=3)
     assert loader.device == torch.device("cuda") and loader.batch_size == 8 and loader.shuffle is False
     assert data.loader("val").batch_size == 16 and data.loader("val").shuffle is True
+    assert data.loader("forget").drop_last is False and data.loader("forget", drop_last=True).drop_last is True
+    assert len(data.loader("retain", batch_size=7, drop_last=True)) == len(splits.retain) // 7
+
+
+def test_the_monitor_leaves_a_model_in_the_mode_it_found_it_in():
+    from mubench.testing import toy_cell
+    cell = toy_cell()
+    ctx, model = cell.context(), cell.model()
+    for training in (True, False):
+        model.train(training)
+        ctx.monitor(model)
+        assert model.training is training
 
 
 # A cell's record ---------------------------------------------------------------------------------------------------

@@ -239,3 +239,45 @@ def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(firs
         assert metrics["objective"] == pytest.approx(trial.value)
         assert metrics["objective"] == pytest.approx(0.5 * (metrics["val_acc"] + 1 - metrics["val_fs"]))
         assert {"val_acc", "val_fs", "val_mia", "unlearn_seconds", "time_ratio"} <= set(metrics)
+
+
+def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_study_and_the_store(tmp_path, cache,
+                                                                                                 monkeypatch):
+    from mlflow import MlflowClient
+    from mubench.errors import MubenchError
+    from mubench.tracking import EXPERIMENT
+    reason = "diverged: " + "x" * 6000  # longer than either store keeps
+    real, calls = tune_module.unlearn_on_val, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MubenchError(reason)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tune_module, "unlearn_on_val", second_fails)
+    result = tune(make_plan(tmp_path, cache), [METHOD], trials=3)
+    assert (result.methods[0].trials, result.methods[0].failed) == (3, 1)
+    failed = [t for t in study_trials(tmp_path) if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["error"] == reason[:2000]
+    client = MlflowClient(default_tracking_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    failed_runs = [r for r in runs if r.info.status == "FAILED"]
+    assert len(runs) == 3 and len(failed_runs) == 1
+    assert failed_runs[0].data.tags["mubench.error"] == reason[:5000]
+
+
+def test_a_method_whose_every_trial_fails_is_one_sentence_naming_the_first_reason(tmp_path, cache, monkeypatch):
+    from mubench.errors import MubenchError
+
+    def fails(*args, **kwargs):
+        raise MubenchError("no convergence")
+    monkeypatch.setattr(tune_module, "unlearn_on_val", fails)
+    with pytest.raises(MubenchError, match=f"every one of {METHOD}'s 2 trials failed; the first: no convergence"):
+        tune(make_plan(tmp_path, cache), [METHOD], trials=2)
+
+
+@pytest.mark.parametrize("trials, random_first", [(2, 2), (3, 2), (4, 2), (5, 2), (6, 3), (12, 6), (20, 10),
+                                                  (100, 10)])
+def test_half_the_budget_is_random_trials_at_least_two_and_at_most_optunas_ten(trials, random_first):
+    assert tune_module.startup(trials) == random_first

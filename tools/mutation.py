@@ -235,15 +235,19 @@ def cmd_map(args) -> None:
             shutil.rmtree(work)
         prepare_tree(work)
         python = make_venv(state, work)
-        subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=mubench",
-                        "--cov-context=test", "--cov-report=", f"--junitxml={state / args.name}.xml", *args.tests],
-                       cwd=work, env={**tests_env(), "COVERAGE_FILE": str(state / f"{args.name}.db")})
+        subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation",
+                        "--cov=mubench", "--cov-context=test", "--cov-report=", f"--junitxml={state / args.name}.xml",
+                        *args.tests],
+                       cwd=work, env={**tests_env(), "COVERAGE_FILE": str(state / f"{args.name}.db"),
+                                      "PYTHONPATH": str(ROOT / "tools"),
+                                      "MUTATION_FIXTURES": str(state / f"{args.name}.fixtures.json")})
     durations = {}  # of the tests that passed: a mutant is judged only by tests that pass without it
     for case in ET.parse(state / f"{args.name}.xml").iter("testcase"):
         if any(child.tag in ("failure", "error", "skipped") for child in case):
             continue
         nodeid = case.get("classname").replace(".", "/") + ".py::" + case.get("name")
         durations[nodeid] = float(case.get("time") or 0)
+    sharing = shared_fixture_users(state / f"{args.name}.fixtures.json", durations)
     lines: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     db = sqlite3.connect(state / f"{args.name}.db")
     rows = db.execute("select file.path, context.context, line_bits.numbits from line_bits "
@@ -254,16 +258,45 @@ def cmd_map(args) -> None:
             imported[Path(path).name].update(_numbits(bits))
         if not context or "|" not in context:
             continue
-        nodeid = context.rpartition("|")[0]  # |setup counts too: a fixture's work is its tests' work
+        nodeid, _, phase = context.rpartition("|")  # |setup counts too: a fixture's work is its tests' work
         if nodeid not in durations:
             continue
+        users = sharing.get(nodeid, {nodeid}) if phase == "setup" else {nodeid}
         for line in _numbits(bits):
-            lines[Path(path).name][line].append(nodeid)
+            lines[Path(path).name][line].extend(users)
     (state / f"{args.name}.json").write_text(json.dumps({"durations": durations, "lines": lines,
                                                         "imported": {k: sorted(v) for k, v in imported.items()},
                                                 "suite_seconds": time.time() - started}))
     print(f"mapped {sum(len(v) for v in lines.values())} lines of {len(lines)} modules with "
           f"{len(durations)} tests in {time.time() - started:.0f} s")
+
+
+def pytest_collection_finish(session) -> None:
+    """Loaded into the map's pytest (`-p mutation`): write each test's module- and session-scoped fixtures."""
+    target = os.environ.get("MUTATION_FIXTURES")
+    if not target:
+        return
+    wide = {}
+    for item in session.items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        wide[item.nodeid] = sorted(name for name, found in defs.items() if found and found[-1].scope != "function")
+    Path(target).write_text(json.dumps(wide))
+
+
+def shared_fixture_users(path: Path, durations: dict) -> dict[str, set[str]]:
+    """nodeid -> the passing tests that share a module- or session-scoped fixture with it (itself included).
+
+    Such a fixture is built in the setup of the first test that asks for it, so coverage credits its lines to that
+    test alone, while every test using it reads what it built. Fixtures every test uses (autouse) are left out."""
+    if not path.exists():
+        return {}
+    wide = {k: set(v) for k, v in json.loads(path.read_text()).items() if k in durations}
+    everywhere = set.intersection(*wide.values()) if wide else set()
+    by_fixture = defaultdict(set)
+    for nodeid, names in wide.items():
+        for name in names - everywhere:
+            by_fixture[name].add(nodeid)
+    return {nodeid: {nodeid}.union(*(by_fixture[n] for n in names - everywhere)) for nodeid, names in wide.items()}
 
 
 def sample(per_module: int, seed: int) -> list[Mutant]:
