@@ -71,3 +71,17 @@ def test_a_pretrained_file_that_would_run_code_when_unpickled_is_refused(tmp_pat
     torch.save({"conv1.weight": torch.zeros(1), "payload": NotAStateDict()}, path)
     with pytest.raises(MubenchError, match="not a readable PyTorch state dict"):
         build_backbone("resnet18", 3, pretrained=path)
+
+
+def test_pretrained_weights_saved_on_a_gpu_load_on_a_machine_without_one(tmp_path, monkeypatch):
+    import torch.serialization
+    source = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18-gpu.pt"
+    with monkeypatch.context() as patch:  # tag every storage as CUDA's, as a GPU run's torch.save does
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(source.state_dict(), path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # the file really names CUDA storages
+    model = build_backbone("resnet18", 3, pretrained=path)
+    assert torch.equal(model.body.conv1.weight, source.conv1.weight) and model.body.conv1.weight.device.type == "cpu"

@@ -108,3 +108,14 @@ def test_seed_everything_seeds_pythons_numpys_and_torchs_global_generators():
     drawn = random.random(), np.random.rand(), torch.rand(1).item()
     assert drawn == (random.Random(11).random(), np.random.RandomState(11).rand(),
                      torch.rand(1, generator=torch.Generator().manual_seed(11)).item())
+
+
+def test_a_tasks_recipe_cannot_be_changed_in_place():
+    """One Recipe object serves every cell of a task and enters their keys: an in-place edit would change cells
+    that were already keyed."""
+    import dataclasses
+
+    from mubench.tasks import TASKS
+    recipe = TASKS.get("digits")().recipe
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.epochs = recipe.epochs + 1

@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_TEST = "no default test executes this line"
+CUDA_ONLY = "CUDA only:"  # a reason in the equivalent file that starts so: not equivalent, but no CPU test reaches it
 EXCLUDED = {"cli.py", "data_cli.py", "plots.py", "board_plots.py", "report.py", "__init__.py"}  # CLI and plotting
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
          ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
@@ -403,8 +404,10 @@ def cmd_run(args) -> None:
 def cmd_report(args) -> None:
     rows = list({r["ident"]: r for r in (json.loads(ln) for ln in
                                          (Path(args.state) / args.results).read_text().splitlines())}.values())
-    equivalent = {ln.split("\t")[0] for ln in Path(args.equivalent).read_text().splitlines()
-                  if ln.strip() and not ln.startswith("#")} if args.equivalent else set()
+    judged = dict(ln.split("\t", 1) for ln in Path(args.equivalent).read_text().splitlines()
+                  if ln.strip() and not ln.startswith("#")) if args.equivalent else {}
+    equivalent = {ident for ident, why in judged.items() if not why.startswith(CUDA_ONLY)}
+    cuda_only = set(judged) - equivalent
     killed_later = set()  # --after: a later pass (new tests) over the survivors
     for name in args.after or []:
         killed_later |= {r["ident"] for r in (json.loads(ln) for ln in (Path(args.state) / name).read_text()
@@ -416,8 +419,10 @@ def cmd_report(args) -> None:
             status = "killed"
         if status == "survived" and r["ident"] in equivalent:
             status = "equivalent"
+        if status == "survived" and r["ident"] in cuda_only:
+            status = "cuda-only"
         by_module[r["module"]][status] += 1
-    print("| module | mutants | killed | survived | equivalent | score |\n|---|---|---|---|---|---|")
+    print("| module | mutants | killed | survived | equivalent | CUDA only | score |\n|---|---|---|---|---|---|---|")
     total = defaultdict(int)
     for module, counts in sorted(by_module.items()):
         for k, v in counts.items():
@@ -425,13 +430,13 @@ def cmd_report(args) -> None:
         real = counts["killed"] + counts["survived"]
         score = f"{counts['killed'] / real:.0%}" if real else "—"
         print(f"| {module} | {sum(counts.values())} | {counts['killed']} | {counts['survived']} | "
-              f"{counts['equivalent']} | {score} |")
+              f"{counts['equivalent']} | {counts['cuda-only']} | {score} |")
     real = total["killed"] + total["survived"]
     print(f"| all | {sum(total.values())} | {total['killed']} | {total['survived']} | {total['equivalent']} | "
-          f"{total['killed'] / max(1, real):.0%} |")
+          f"{total['cuda-only']} | {total['killed'] / max(1, real):.0%} |")
     if args.survivors:
         for r in rows:
-            if r["status"] == "survived" and r["ident"] not in equivalent | killed_later:
+            if r["status"] == "survived" and r["ident"] not in set(judged) | killed_later:
                 print(f"{r['module']}:{r['line']} {r['operator']} {r['before'][:70]!r} -> {r['after'][:70]!r}")
 
 
