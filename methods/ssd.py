@@ -25,7 +25,7 @@ from torch import nn
 
 from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
 from mubench.search import LogUniform
-from mubench.data import BatchLoader, Split
+from mubench.data import BatchLoader
 from mubench.losses import TaskKind, task_loss
 
 
@@ -77,8 +77,7 @@ class SSD(Unlearner):
 
     def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> nn.Module:
         cfg = self.config
-        train = Split(torch.cat([data.retain.images, data.forget.images]),
-                      torch.cat([data.retain.labels, data.forget.labels]), data.retain.ids + data.forget.ids)
+        train = data.retain.concat(data.forget)
         full_batches = BatchLoader(train, data.preprocess, cfg.batch_size, device=data.device)
         forget_batches = data.loader("forget", shuffle=False, batch_size=cfg.batch_size)
         forget = importances(model, ctx.progress(forget_batches, "ssd forget", len(forget_batches)), data.kind)

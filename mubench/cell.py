@@ -4,47 +4,25 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 import traceback
 
 import mlflow
-import numpy as np
 import torch
-from torch import nn
 
 from mubench import metrics
-from mubench.api import METHODS, MonitorReading, UnlearnContext, UnlearnData
+from mubench.api import METHODS
 from mubench.config import param_text, stable_hash
-from mubench.data import Split, Splits
+from mubench.data import Splits
 from mubench.errors import MubenchError
 from mubench.identity import config_hash, pretrained_digest
 from mubench.plan import CellFailure, MethodSpec, RunPlan, RunSummary
 from mubench.progress import cell_done
-from mubench.references import References, seed_everything
+from mubench.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
+from mubench.references import References
 from mubench.tracking import TAG, process_tags, provenance_tags
 from mubench.training import Recipe
 
 log = logging.getLogger(__name__)
-
-
-def make_monitor(forget: Split, val: Split, kind, preprocess, device: torch.device,
-                 forgotten_classes: tuple[int, ...] = ()):
-    """ctx.monitor(): the paper's MIA on forget (members) vs val (non-members), and val accuracy; under class-wise
-    forgetting, val's images of the forgotten classes are the non-members and accuracy is on the other classes
-    (as the final scores do with test).
-
-    Closes over forget and val only, so `test` stays out of a method's reach.
-    """
-    forgotten = metrics.in_classes(val, forgotten_classes) if forgotten_classes else np.zeros(len(val), bool)
-
-    def monitor(model: nn.Module) -> MonitorReading:
-        forget_losses, _ = metrics.losses_and_accuracy(model, forget, kind, preprocess, device)
-        val_losses, val_right = metrics.evaluate(model, val, kind, preprocess, device)
-        non_members = val_losses[forgotten] if forgotten_classes else val_losses
-        attack = metrics.mia_scores(forget_losses, non_members)
-        val_accuracy = metrics.mean_or_nan(val_right[~forgotten])
-        return MonitorReading(metrics.forgetting_score(attack.mia), attack.mia, val_accuracy)
-    return monitor
 
 
 def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
@@ -52,32 +30,13 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     """Unlearn one copy of the original, time it, score it. Raises on any failure of the method. `attack`, when
     given (the executor's, e.g. LiRA with its shadows), maps the unlearned model and the cell's spec to more scores;
     the method never sees it."""
-    cls = METHODS.get(spec.name)
-    if splits.kind.value == "multilabel" and not cls.supports_multilabel:
-        raise MubenchError(f"method {spec.name!r} is defined for single-label classification only; "
-                           f"task {splits.task!r} is multi-label.")
-    unlearner = cls(spec.config_for(splits.task))
-    data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs,
-                       splits.preprocess, recipe.batch_size, plan.device)
-    logged: list[mlflow.entities.Metric] = []
-    ctx = UnlearnContext(
-        device=plan.device, seed=seed, quiet=plan.quiet,
-        _monitor=make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, plan.device,
-                              splits.forgotten_classes),
-        _retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
-        _log_metric=lambda k, v, step: logged.append(mlflow.entities.Metric(k, v, int(time.time() * 1000), step)))
-    model = copy.deepcopy(refs.original)
-    seed_everything(seed)
-    started = time.perf_counter()
-    result = unlearner.unlearn(model, data, ctx)
-    if plan.device.type == "cuda":
-        torch.cuda.synchronize(plan.device)
-    seconds = time.perf_counter() - started + ctx.borrowed_seconds
-    if not isinstance(result, nn.Module):
-        raise MubenchError(f"method {spec.name!r} returned a {type(result).__name__} from unlearn(); "
-                           f"it must return a torch.nn.Module.")
-    result.eval()
-    refuse_non_finite(spec.name, result, logged)
+    unlearner = METHODS.get(spec.name)(spec.config_for(splits.task))
+    refuse_multilabel(unlearner, splits)
+    data = unlearn_data(splits, recipe.batch_size, plan.device)
+    done = unlearn_once(unlearner, refs.original, data, seed=seed, monitor=split_monitor(splits, data),
+                        retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
+                        quiet=plan.quiet)
+    result, seconds = done.model, done.seconds
     losses = {}
     scores = metrics.score_model(result, splits, plan.device, losses)
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
@@ -88,24 +47,10 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     retrain_seconds = refs.retrain_record["train_seconds"]
     scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
                   time_ratio=metrics.time_ratio(seconds, retrain_seconds))
-    run_id = mlflow.active_run().info.run_id
-    for start in range(0, len(logged), 1000):  # MLflow accepts at most 1000 metrics per batch
-        mlflow.MlflowClient().log_batch(run_id, metrics=logged[start:start + 1000])
+    log_to_active_run(done.logged)
     if plots is not None:
         plots.cell(spec.row, result, losses)
     return scores
-
-
-def refuse_non_finite(name: str, model: nn.Module, logged: list) -> None:
-    """NaN or inf weights (buffers included) or logged losses fail the cell before anything is scored."""
-    weights = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if weights:
-        more = f" and {len(weights) - 3} more" if len(weights) > 3 else ""
-        raise MubenchError(f"method {name!r} returned a model with non-finite weights in "
-                           f"{', '.join(weights[:3])}{more}.")
-    values = sorted({m.key for m in logged if not math.isfinite(m.value)})
-    if values:
-        raise MubenchError(f"method {name!r} logged non-finite values of {', '.join(values)}.")
 
 
 def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, threads) -> dict[str, str]:

@@ -32,6 +32,11 @@ class Split:
     def subset(self, index: torch.Tensor) -> "Split":
         return Split(self.images[index], self.labels[index], tuple(self.ids[i] for i in index.tolist()))
 
+    def concat(self, other: "Split") -> "Split":
+        """This split followed by `other` (retain ∪ forget: what the Original trains on)."""
+        return Split(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]),
+                     self.ids + other.ids)
+
     def on(self, device: torch.device | str) -> "Split":
         """This split with its tensors on `device`: copied there on the first call, the same copy after (images
         and labels are never changed in place once decoded)."""

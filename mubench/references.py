@@ -15,7 +15,7 @@ from torch import nn
 from mubench.backbones import build_backbone
 from mubench.cache import ModelCache
 from mubench.config import param_text
-from mubench.data import Split, Splits
+from mubench.data import Splits
 from mubench.identity import reference_fields
 from mubench.plan import RunPlan, RunSummary
 from mubench.progress import bar as progress_bar, reference_done
@@ -61,8 +61,7 @@ def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone
                          summary: RunSummary) -> tuple[nn.Module, dict]:
     """One reference from the cache, or trained and cached (a process waiting on another's training loads it)."""
     if role == "original":
-        data = Split(torch.cat([splits.retain.images, splits.forget.images]),
-                     torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+        data = splits.retain.concat(splits.forget)
     else:
         data = splits.retain
     seed_everything(seed)

@@ -70,7 +70,7 @@ def apply_scenario(splits: Splits, scenario: Scenario) -> Splits:
     if scenario.kind == "random":
         return splits
     check_scenario(scenario, splits.task, splits.kind, splits.num_outputs, bool(splits.identities))
-    pool = concat(splits.retain, splits.forget)
+    pool = splits.retain.concat(splits.forget)
     if scenario.kind == "class":
         forget_mask = pool.labels.numpy() == scenario.label
         if not forget_mask.any():
@@ -87,10 +87,6 @@ def apply_scenario(splits: Splits, scenario: Scenario) -> Splits:
     return replace(splits, retain=pool.subset(retain_index), forget=pool.subset(forget_index), split_hash=digest,
                    scenario=scenario.text, forgotten_classes=classes,
                    notes={**splits.notes, "scenario": scenario.text, "scenario_of": splits.split_hash})
-
-
-def concat(a: Split, b: Split) -> Split:
-    return Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.ids + b.ids)
 
 
 def identity_forget_mask(pool: Split, identities: dict[str, str], target: int) -> np.ndarray:

@@ -23,12 +23,11 @@ from torch import nn
 
 from mubench.api import METHODS, UnlearnContext, UnlearnData, Unlearner
 from mubench.backbones import Classifier, make_head
-from mubench.cell import make_monitor
 from mubench.config import build_config, config_from_params, param_text
 from mubench.data import Preprocess, Split, Splits
 from mubench.errors import MubenchError
 from mubench.losses import TaskKind
-from mubench.references import seed_everything
+from mubench.protocol import split_monitor, unlearn_once
 from mubench.training import Recipe, train_reference
 
 TOY_SIZES = {"retain": 96, "forget": 32, "val": 32, "test": 32}
@@ -80,13 +79,14 @@ class ToyCell:
 
         Its callables close over forget, val and the retrained model only, never over this cell (which holds test).
         """
+        return UnlearnContext(device=torch.device("cpu"), seed=self.seed, quiet=True,
+                              _monitor=monitor or split_monitor(self.splits, self.data),
+                              _retrained=self.retrained_copy(), _log_metric=log or (lambda name, value, step: None))
+
+    def retrained_copy(self):
+        """ctx's source of the Retrain reference: a fresh copy each call, charged one second."""
         retrained = self.retrained
-        return UnlearnContext(
-            device=torch.device("cpu"), seed=self.seed, quiet=True,
-            _monitor=monitor or make_monitor(self.splits.forget, self.splits.val, self.splits.kind,
-                                                 self.splits.preprocess, torch.device("cpu")),
-            _retrained=lambda: (copy.deepcopy(retrained), 1.0),
-            _log_metric=log or (lambda name, value, step: None))
+        return lambda: (copy.deepcopy(retrained), 1.0)
 
     def model(self) -> nn.Module:
         """A private copy of the original, as the harness hands it to a method."""
@@ -102,9 +102,7 @@ def toy_cell(kind: TaskKind = TaskKind.MULTICLASS, seed: int = 0) -> ToyCell:
     if key not in _CELLS:
         splits = toy_splits(kind, seed=seed)
         num = splits.num_outputs
-        train_set = Split(torch.cat([splits.retain.images, splits.forget.images]),
-                          torch.cat([splits.retain.labels, splits.forget.labels]),
-                          splits.retain.ids + splits.forget.ids)
+        train_set = splits.retain.concat(splits.forget)
         models = {}
         with single_thread():
             for role, data in (("original", train_set), ("retrain", splits.retain)):
@@ -149,12 +147,15 @@ def quick_config(cls: "type[Unlearner]") -> "Unlearner.Config":
 
 
 def run_on_toy(method, cell: ToyCell, config=None) -> nn.Module:
-    """Unlearn a copy of the cell's original as the harness does: globally seeded, then `unlearn`."""
+    """Unlearn a copy of the cell's original through the harness's protocol (mubench.protocol.unlearn_once)."""
     cls = method_class(method)
     unlearner = cls(config if config is not None else quick_config(cls))
     with single_thread():
-        seed_everything(cell.seed)
-        return unlearner.unlearn(cell.model(), cell.data, cell.context())
+        try:
+            return unlearn_once(unlearner, cell.original, cell.data, seed=cell.seed,
+                                monitor=split_monitor(cell.splits, cell.data), retrained=cell.retrained_copy()).model
+        except MubenchError as exc:  # the harness refuses the result: the kit fails the method
+            _fail(str(exc))
 
 
 def _fail(message: str) -> None:

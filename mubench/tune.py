@@ -16,20 +16,19 @@ import copy
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import torch
 
-from mubench.api import METHODS, MonitorReading, UnlearnContext, UnlearnData
-from mubench.cell import make_monitor, refuse_non_finite
+from mubench.api import METHODS, MonitorReading
 from mubench.config import param_text, stable_hash, value_text
 from mubench.errors import MubenchError
 from mubench.identity import cell_key
 from mubench.plan import MethodSpec, RunPlan, RunSummary
-from mubench.references import load_task, seed_everything, train_references
+from mubench.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
+from mubench.references import load_task, train_references
 from mubench.tracking import TAG, mark_dead_runs_killed, open_store, process_tags, provenance_tags
 
 OBJECTIVE = "½·(val acc + 1 − FS(forget vs val))"
@@ -209,35 +208,14 @@ def run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_ru
 def unlearn_on_val(plan, name, config, splits, recipe, seed, refs) -> tuple[MonitorReading, float]:
     """Unlearn a copy of the Original as a cell does, then read the monitor (forget vs val, val accuracy) only:
     nothing here touches splits.test."""
-    cls = METHODS.get(name)
-    if splits.kind.value == "multilabel" and not cls.supports_multilabel:
-        raise MubenchError(f"method {name!r} is defined for single-label classification only; "
-                           f"task {splits.task!r} is multi-label.")
-    data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs,
-                       splits.preprocess, recipe.batch_size, plan.device)
-    monitor = make_monitor(splits.forget, splits.val, splits.kind, splits.preprocess, plan.device,
-                           splits.forgotten_classes)
-    logged: list = []
-    ctx = UnlearnContext(
-        device=plan.device, seed=seed, quiet=True, _monitor=monitor,
-        _retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
-        _log_metric=lambda k, v, step: logged.append(mlflow.entities.Metric(k, v, int(time.time() * 1000), step)))
-    model = copy.deepcopy(refs.original)
-    seed_everything(seed)
-    started = time.perf_counter()
-    result = cls(config).unlearn(model, data, ctx)
-    if plan.device.type == "cuda":
-        torch.cuda.synchronize(plan.device)
-    seconds = time.perf_counter() - started + ctx.borrowed_seconds
-    if not isinstance(result, torch.nn.Module):
-        raise MubenchError(f"method {name!r} returned a {type(result).__name__} from unlearn(); "
-                           f"it must return a torch.nn.Module.")
-    result.eval()
-    refuse_non_finite(name, result, logged)
-    run_id = mlflow.active_run().info.run_id
-    for start in range(0, len(logged), 1000):
-        mlflow.MlflowClient().log_batch(run_id, metrics=logged[start:start + 1000])
-    return monitor(result), seconds
+    unlearner = METHODS.get(name)(config)
+    refuse_multilabel(unlearner, splits)
+    data = unlearn_data(splits, recipe.batch_size, plan.device)
+    monitor = split_monitor(splits, data)
+    done = unlearn_once(unlearner, refs.original, data, seed=seed, monitor=monitor,
+                        retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]))
+    log_to_active_run(done.logged)
+    return monitor(done.model), done.seconds
 
 
 # The preset file -------------------------------------------------------------------------------------------------

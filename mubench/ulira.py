@@ -24,15 +24,12 @@ game on the evaluator's models; the method still never sees `test` in the cell i
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
-from mubench.api import METHODS, UnlearnContext, UnlearnData
-from mubench.cell import make_monitor
+from mubench.api import METHODS
 from mubench.lira import attack_metrics, fit_gaussians, nonmember_mask, online_scores
-from mubench.references import seed_everything
+from mubench.protocol import split_monitor, unlearn_data, unlearn_once
 from mubench.shadows import ShadowSet, attack_pool, confidence_logits, shadow_model
 
 
@@ -40,29 +37,21 @@ def unlearned_shadow_phi(plan, spec, splits, recipe, backbone: str, seed: int,
                          shadows: ShadowSet) -> tuple[np.ndarray, float]:
     """φ on the pool under each shadow after the method unlearned the shadow's half of the pool ([K, pool]), and the
     unlearning seconds summed over the shadows (shadow Retrains' training time included, as a cell charges it)."""
-    method = METHODS.get(spec.name)
-    config = spec.config_for(splits.task)
+    unlearner = METHODS.get(spec.name)(spec.config_for(splits.task))
     pool = attack_pool(splits)
     phis, seconds = [], 0.0
     for index, member in enumerate(shadows.member):
         model = shadow_model(plan, splits, recipe, backbone, seed, index)[0]
-        forget = pool.subset(torch.from_numpy(np.flatnonzero(member)))
-        data = UnlearnData(splits.retain, forget, splits.val, splits.kind, splits.num_outputs, splits.preprocess,
-                           recipe.batch_size, plan.device)
+        data = unlearn_data(splits, recipe.batch_size, plan.device,
+                            forget=pool.subset(torch.from_numpy(np.flatnonzero(member))))
 
         def retrained(index=index):
             shadow_retrain, record, _ = shadow_model(plan, splits, recipe, backbone, seed, index, retain_only=True)
             return shadow_retrain, record["train_seconds"]
-        ctx = UnlearnContext(device=plan.device, seed=seed, quiet=True,
-                             _monitor=make_monitor(forget, splits.val, splits.kind, splits.preprocess, plan.device),
-                             _retrained=retrained, _log_metric=lambda name, value, step: None)
-        seed_everything(seed)
-        started = time.perf_counter()
-        result = method(config).unlearn(model, data, ctx)
-        if plan.device.type == "cuda":
-            torch.cuda.synchronize(plan.device)
-        seconds += time.perf_counter() - started + ctx.borrowed_seconds
-        phis.append(confidence_logits(result, pool, splits.kind, splits.preprocess, plan.device))
+        done = unlearn_once(unlearner, model, data, seed=seed, monitor=split_monitor(splits, data),
+                            retrained=retrained)
+        seconds += done.seconds
+        phis.append(confidence_logits(done.model, pool, splits.kind, splits.preprocess, plan.device))
     return np.array(phis), seconds
 
 

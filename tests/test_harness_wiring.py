@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from mubench import identity, metrics
 from mubench.api import METHODS
-from mubench.cell import make_monitor, run_cell, run_logged_cell
+from mubench.cell import run_cell, run_logged_cell
+from mubench.protocol import make_monitor
 from mubench.data import BatchLoader, Preprocess, Split
 from mubench.losses import TaskKind, task_loss
 from mubench.plan import MethodSpec, RunPlan, RunSummary, method_specs

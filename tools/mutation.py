@@ -402,8 +402,8 @@ def cmd_run(args) -> None:
 
 
 def cmd_report(args) -> None:
-    rows = list({r["ident"]: r for r in (json.loads(ln) for ln in
-                                         (Path(args.state) / args.results).read_text().splitlines())}.values())
+    rows = list({r["ident"]: r for name in args.results.split(",")  # several workers' files, comma-separated
+                 for r in (json.loads(ln) for ln in (Path(args.state) / name).read_text().splitlines())}.values())
     judged = dict(ln.split("\t", 1) for ln in Path(args.equivalent).read_text().splitlines()
                   if ln.strip() and not ln.startswith("#")) if args.equivalent else {}
     equivalent = {ident for ident, why in judged.items() if not why.startswith(CUDA_ONLY)}

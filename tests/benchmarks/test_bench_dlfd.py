@@ -12,7 +12,7 @@ import torch
 import mubench.methods.dlfd as dlfd_module
 
 from mubench.backbones import build_backbone
-from mubench.cell import make_monitor
+from mubench.protocol import make_monitor
 from mubench.losses import TaskKind
 from mubench.references import load_task
 from mubench.methods.dlfd import DLFD, ot_distance
