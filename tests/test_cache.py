@@ -78,3 +78,11 @@ def test_corrupt_cache_file_in_a_run_is_retrained(tmp_path, cli):
     assert result.exit_code == 0
     assert "references from cache: 1, trained: 1" in result.stderr
     torch.load(checkpoints[0], weights_only=True)  # rewritten whole
+
+
+def test_a_cache_folder_that_does_not_exist_yet_is_made_and_reused(tmp_path):
+    cache = ModelCache(tmp_path / "runs" / "cache")  # --cache-dir two levels below anything that exists
+    first, hit = cache.get_or_train(FIELDS, toy_model(3), _train)
+    other, hit_other = cache.get_or_train({**FIELDS, "seed": 1}, toy_model(3), _train)  # the folder exists now
+    assert not hit and not hit_other and first["key"] != other["key"]
+    assert cache.get_or_train(FIELDS, toy_model(3, seed=2), _never)[1]

@@ -92,3 +92,29 @@ def test_kit_finds_test_split_in_a_closure():
     leaky = cell.context(log=lambda name, value, step: cell.splits)  # a logger that holds the whole cell
     assert reachable_test_paths({"ctx": leaky}, cell.splits.test)
     assert not reachable_test_paths({"ctx": cell.context(), "data": cell.data}, cell.splits.test)
+
+
+class Keeps(Unlearner):
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+@pytest.mark.parametrize("route", ["data", "ctx"])
+def test_the_kit_finds_test_reachable_from_the_data_or_the_context_a_method_is_given(route, monkeypatch):
+    from mubench import testing
+    cell = toy_cell()
+    if route == "data":
+        monkeypatch.setattr(cell.data, "notes", {"all": cell.splits}, raising=False)
+    else:
+        context = testing.ToyCell.context
+        monkeypatch.setattr(testing.ToyCell, "context", lambda self, monitor=None, log=None: context(
+            self, log=lambda name, value, step, held=self.splits: None))
+    with pytest.raises(AssertionError, match=f"the test split is reachable from what Keeps is given: .*{route}"):
+        CHECKS["never_reaches_test"](Keeps)
+
+
+def test_the_reachability_scan_ends_on_a_cycle_and_still_finds_test():
+    cell = toy_cell()
+    a, b = {"name": "a"}, {"name": "b"}
+    a["next"], b["next"], b["held"] = b, a, cell.splits.test.labels
+    assert reachable_test_paths({"a": a}, cell.splits.test) == ["a['next']['held']"]

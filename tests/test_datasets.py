@@ -565,3 +565,15 @@ def test_imagefolder_end_to_end_at_32_pixels(tmp_path):
 def test_face_task_end_to_end_at_128_pixels(tmp_path, task):
     text = run_smoke(task, E2E[task](tmp_path / "root"), tmp_path / "out")
     assert task in text
+
+
+@pytest.mark.parametrize("task", ["digits", "fer2013-mini", "fer2013"])  # mucac and mufac pin rules, written by hand
+def test_writing_a_committed_manifests_roles_gives_back_the_committed_file(task, tmp_path):
+    """The format (key order, indentation, final newline) is part of the manifest's hash: regenerating a manifest
+    from the same roles must reproduce the committed bytes and their recorded SHA-256."""
+    from mubench.tasks import manifest_path, read_manifest, write_manifest
+    roles, digest = read_manifest(task)
+    copy = tmp_path / f"{task}.json"
+    assert write_manifest(task, roles, copy) == digest
+    assert copy.read_bytes() == manifest_path(task).read_bytes()
+    assert copy.with_suffix(".json.sha256").read_text() == manifest_path(task).with_suffix(".json.sha256").read_text()
