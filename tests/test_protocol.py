@@ -80,7 +80,7 @@ def test_the_kit_unlearns_a_private_copy_in_eval_mode_and_fails_a_refused_result
     cell = toy_cell()
     before = {k: v.clone() for k, v in cell.original.state_dict().items()}
     monkeypatch.setattr(Probe, "answer", staticmethod(_nan))
-    with pytest.raises(AssertionError, match="non-finite weights"):
+    with pytest.raises(MubenchError, match="method 'probe' returned a model with non-finite weights"):
         run_on_toy(Probe, cell)
     assert all(torch.equal(before[k], v) for k, v in cell.original.state_dict().items())
     monkeypatch.setattr(Probe, "answer", staticmethod(lambda model: model.train()))
