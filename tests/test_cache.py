@@ -86,3 +86,14 @@ def test_a_cache_folder_that_does_not_exist_yet_is_made_and_reused(tmp_path):
     other, hit_other = cache.get_or_train({**FIELDS, "seed": 1}, toy_model(3), _train)  # the folder exists now
     assert not hit and not hit_other and first["key"] != other["key"]
     assert cache.get_or_train(FIELDS, toy_model(3, seed=2), _never)[1]
+
+
+def test_a_write_that_fails_leaves_neither_the_file_nor_a_temporary_one(tmp_path):
+    from mubench.cache import _atomic_write
+
+    def breaks(handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("No space left on device")
+    with pytest.raises(OSError, match="No space"):
+        _atomic_write(tmp_path / "entry.pt", breaks)
+    assert list(tmp_path.iterdir()) == []

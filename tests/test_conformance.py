@@ -118,3 +118,10 @@ def test_the_reachability_scan_ends_on_a_cycle_and_still_finds_test():
     a, b = {"name": "a"}, {"name": "b"}
     a["next"], b["next"], b["held"] = b, a, cell.splits.test.labels
     assert reachable_test_paths({"a": a}, cell.splits.test) == ["a['next']['held']"]
+
+
+def test_the_scan_visits_at_most_limit_objects():
+    test = toy_cell().splits.test
+    roots = {"first": test.labels, "second": test.images}
+    assert reachable_test_paths(roots, test, limit=1) == ["first"]
+    assert reachable_test_paths(roots, test, limit=2) == ["first", "second"]

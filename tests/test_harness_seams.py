@@ -303,11 +303,17 @@ def test_a_process_this_user_may_not_signal_is_alive_and_a_reused_pid_is_not(mon
 
     from mubench import tracking
 
+    sent = []
+
     def kill(pid, signal):
-        raise {1: PermissionError, 2: ProcessLookupError}.get(pid, OSError)()
+        sent.append(signal)
+        if pid in (1, 2):
+            raise {1: PermissionError, 2: ProcessLookupError}[pid]()
     monkeypatch.setattr(tracking.os, "kill", kill)
     assert tracking.process_alive(1, "") is True  # another user's process: it exists
     assert tracking.process_alive(2, "") is False
+    assert tracking.process_alive(3, "") is True
+    assert sent == [0, 0, 0]  # signal 0 only asks whether the process exists; it sends nothing
     monkeypatch.undo()
     me, started = os.getpid(), tracking.process_start(os.getpid())
     assert started.isdigit() and tracking.process_alive(me, started) and tracking.process_alive(me, "")

@@ -281,3 +281,15 @@ def test_a_method_whose_every_trial_fails_is_one_sentence_naming_the_first_reaso
                                                   (100, 10)])
 def test_half_the_budget_is_random_trials_at_least_two_and_at_most_optunas_ten(trials, random_first):
     assert tune_module.startup(trials) == random_first
+
+
+def test_the_preset_file_records_each_methods_outcome_as_the_study_holds_it(first_tune):
+    out, result = first_tune
+    trials = study_trials(out)
+    best = max(trials, key=lambda t: (t.value, -t.number))
+    entry = read_preset(out / PRESET_FILE)["methods"][METHOD]
+    assert entry["objective"] == best.value and entry["default_objective"] == trials[0].value
+    assert (entry["trials"], entry["failed_trials"]) == (3, 0)
+    assert entry["unlearn_seconds"] == pytest.approx(sum(t.user_attrs["unlearn_seconds"] for t in trials))
+    assert entry["cost_x_retrain"] == pytest.approx(entry["unlearn_seconds"] / result.methods[0].retrain_seconds)
+    assert entry["set"] == {k: str(v) for k, v in best.params.items()}
