@@ -152,3 +152,10 @@ def test_a_scenario_the_task_cannot_have_is_refused_before_its_data_is_read(tmp_
     monkeypatch.setattr(TASKS.get("digits"), "load", lambda self, root: read.append(root))
     result = cli("run", "--out", str(tmp_path / "out"), "--scenario", "class:10")
     assert result.exit_code == 2 and "has classes 0–9" in result.stderr and read == []
+
+
+def test_the_smoke_preset_keeps_the_sizes_the_readme_gives():
+    """README: "--preset smoke ... 240 retain, 60 forget/val/test images"."""
+    from mubench.references import load_task
+    splits = load_task("digits", "smoke", None)[1]
+    assert [len(splits.role(r)) for r in ("retain", "forget", "val", "test")] == [240, 60, 60, 60]

@@ -71,7 +71,9 @@ def test_dimensions_contain_their_bounds_and_refuse_the_rest():
     assert Uniform(0.5, 1.0).contains(1.0) and not Uniform(0.5, 1.0).contains(True)
     assert IntRange(1, 5).contains(5) and not IntRange(1, 5).contains(2.0) and not IntRange(1, 5).contains(6)
     assert Choice("a", "b").contains("b") and not Choice(True, False).contains(1)
-    for bad in (lambda: LogUniform(0.0, 1.0), lambda: Uniform(1.0, 1.0), lambda: IntRange(3, 2), lambda: Choice("a")):
+    assert IntRange(1, 8, log=True).lo == 1  # a log scale may start at 1
+    for bad in (lambda: LogUniform(0.0, 1.0), lambda: Uniform(1.0, 1.0), lambda: IntRange(3, 2), lambda: Choice("a"),
+                lambda: IntRange(0, 8, log=True)):
         with pytest.raises(MubenchError):
             bad()
 
