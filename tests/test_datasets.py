@@ -203,7 +203,7 @@ def test_the_affine_warp_matches_torchvision(scale, shear, angle):
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as tvf
     from mubench import data
-    image = torch.rand(1, 3, 64, 64)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # not the global RNG's state
     image = torch.nn.functional.avg_pool2d(image, 5, 1, 2)  # smooth, so interpolation details barely matter
     ours = data._warp(image.clone(), torch.tensor([scale]), torch.tensor([shear]), torch.tensor([angle]))
     theirs = tvf.rotate(tvf.affine(image, 0.0, [0, 0], scale, [shear, 0.0], InterpolationMode.BILINEAR), angle,
@@ -577,3 +577,19 @@ def test_writing_a_committed_manifests_roles_gives_back_the_committed_file(task,
     assert write_manifest(task, roles, copy) == digest
     assert copy.read_bytes() == manifest_path(task).read_bytes()
     assert copy.with_suffix(".json.sha256").read_text() == manifest_path(task).with_suffix(".json.sha256").read_text()
+
+
+@pytest.mark.parametrize("fmt, side, drafted", [("JPEG", 64, True), ("JPEG", 31, False), ("PNG", 64, False)])
+def test_only_a_jpeg_at_least_twice_the_target_size_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch, fmt, side,
+                                                                                 drafted):
+    from PIL import JpegImagePlugin
+    calls = []
+    real = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size, *a: calls.append(size) or real(self, mode, size, *a))
+    path = tmp_path / f"face.{fmt.lower()}"
+    Image.new("RGB", (side, side), (200, 100, 50)).save(path, fmt)
+    pixels, _, converted = images.decode_image(path, images.DecodeSpec(size=16))
+    assert pixels.shape == (16, 16, 3) and not converted
+    assert abs(pixels.reshape(-1, 3).mean(0) - (200, 100, 50)).max() < 3
+    assert calls == ([(16, 16)] if drafted else [])

@@ -100,6 +100,14 @@ def test_tie_rule_is_the_paired_t_interval():
     assert tied_with_leader([lead, wide]) == [True, True]
 
 
+def test_a_difference_on_the_intervals_edge_is_a_tie(monkeypatch):
+    """The interval is closed: with t = 1 and differences 0 and 2, the mean (1) equals the half-width (√2 / √2)."""
+    from mubench import leaderboard
+    monkeypatch.setattr(leaderboard.stats.t, "ppf", lambda q, df: 1.0)
+    assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 2.0, 1: 1.0}]) == [True, True]
+    assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 1.999, 1: 1.0}]) == [False, False]
+
+
 def test_board_marks_ties_and_explains_them():
     rows = []
     for label, values in {"a": (0.80, 0.82, 0.78), "b": (0.79, 0.77, 0.81), "c": (0.50, 0.51, 0.49)}.items():
@@ -150,6 +158,32 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch, tmp_path, cli):
     result = cli(*SMOKE, "--methods", "original", "--executor", "ray", "--out", str(tmp_path))
     assert result.exit_code == 2 and "install mubench[ray]" in result.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_the_ray_executor_joins_the_cluster_it_is_given_and_always_lets_go(monkeypatch, tmp_path, quiet):
+    from mubench import executors
+    from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
+    calls = []
+
+    class FakeRay:
+        def init(self, **kwargs):
+            calls.append(("init", kwargs["address"], kwargs["log_to_driver"]))
+
+        def shutdown(self):
+            calls.append(("shutdown",))
+
+    def broken_run(self, *args):
+        raise MubenchError("the cluster went away.")
+    monkeypatch.setattr(executors, "_import_ray", FakeRay)
+    monkeypatch.setattr(executors.RayExecutor, "_run", broken_run)
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   quiet=quiet)
+    with pytest.raises(MubenchError, match="went away"):
+        executors.RayExecutor("ray://head:10001").run(plan, [CellJob(MethodSpec("original"), "k", "digits", "toy", 0)],
+                                                      {}, RunSummary(""))
+    assert calls == [("init", "ray://head:10001", not quiet), ("shutdown",)]
 
 
 def test_ray_address_needs_the_ray_executor(tmp_path, cli):

@@ -30,6 +30,8 @@ def test_none_clears_an_optional_field_and_is_refused_elsewhere():
     assert build_config(OptionalConfig, "plugin", {"limit": "5"}).limit == 5
     with pytest.raises(MubenchError, match="rate"):
         build_config(OptionalConfig, "plugin", {"rate": "none"})
+    with pytest.raises(MubenchError, match=r"^--set plugin.limit='abc': expected an integer.$"):
+        build_config(OptionalConfig, "plugin", {"limit": "abc"})
 
 
 @pytest.fixture
@@ -212,7 +214,7 @@ def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monk
     assert all(started - 1000 <= m.timestamp <= time.time() * 1000 + 1000 for m in history)
 
 
-def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch):
+def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch, caplog):
     from mubench.api import METHODS
     from mubench.cell import run_logged_cell
     from mubench.references import References
@@ -223,6 +225,7 @@ def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeyp
     monkeypatch.setattr(METHODS.get("original"), "unlearn", unlearn)
     cell = toy_cell()
     refs = References(cell.original, cell.retrained, {"key": "o"}, {"train_seconds": 1.0})
+    caplog.set_level("DEBUG", logger="mubench")
     with mlflow.start_run() as parent:
         summary = RunSummary(parent.info.run_id)
         run_logged_cell(store, MethodSpec("original"), "k", dataclasses.replace(cell.splits, task="digits"),
@@ -231,6 +234,8 @@ def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeyp
     assert run.data.tags[f"{TAG}error"] == "the method gave up on purpose."
     assert [f.error for f in summary.failures] == ["the method gave up on purpose."] and summary.cells == 1
     assert "fs" not in run.data.metrics
+    (traceback,) = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG" and "failed" in r.getMessage()]
+    assert "Traceback" in traceback and "gave up on purpose" in traceback  # for whoever turns on DEBUG logging
 
 
 def test_the_invocation_names_the_code_it_ran(smoke_run):
@@ -242,6 +247,17 @@ def test_the_invocation_names_the_code_it_ran(smoke_run):
     expected = {k: v for k, v in provenance_tags().items() if k != f"{TAG}git_sha"}  # a commit may land meanwhile
     assert f"{TAG}version.torch" in expected and parent.data.tags.get(f"{TAG}git_sha")
     assert {k: parent.data.tags.get(k) for k in expected} == expected
+
+
+def test_the_invocation_is_named_and_says_which_executor_and_process_ran_it(smoke_run):
+    import os
+    import socket
+    client = MlflowClient(f"sqlite:///{smoke_run[0] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.`{TAG}kind` = 'invocation'")
+    tags = parent.data.tags
+    assert parent.info.run_name == "mubench run" and tags[f"{TAG}executor"] == "local"
+    assert (tags[f"{TAG}host"], tags[f"{TAG}pid"]) == (socket.gethostname(), str(os.getpid()))  # run in-process
 
 
 # The model cache ---------------------------------------------------------------------------------------------------
@@ -329,3 +345,46 @@ def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     assert tracking.open_store(uri, tmp_path / "out") == "7"
     assert (tmp_path / "store" / "mlflow.db.lock").exists() and opened[-1] == (uri, tmp_path / "out" / "mlartifacts")
+
+
+# The references ----------------------------------------------------------------------------------------------------
+
+def test_the_original_trains_on_retain_and_forget_retrain_on_retain_each_from_its_seed_and_counted(store,
+                                                                                                    monkeypatch):
+    from torch import nn
+
+    from mubench import references
+    trained_on, initial = [], []
+
+    def spy_train(model, data, *args, **kwargs):
+        trained_on.append(set(data.ids))
+        initial.append(model.weight.detach().clone())
+        return 0.5
+    monkeypatch.setattr(references, "train_reference", spy_train)
+    monkeypatch.setattr(references, "build_backbone", lambda *args: nn.Linear(8, 4))  # initialised from torch's RNG
+    splits = dataclasses.replace(toy_splits(), task="digits")  # a key names the task's module
+    summary = RunSummary("")
+    torch.manual_seed(123)  # whatever ran before, a reference starts from its seed
+    references.train_references(store, splits, TOY_RECIPE, "toy", 5, summary)
+    assert trained_on == [set(splits.retain.ids) | set(splits.forget.ids), set(splits.retain.ids)]
+    assert (summary.cache_hits, summary.cache_misses) == (0, 2)
+    torch.manual_seed(456)
+    references.train_references(store, dataclasses.replace(splits, split_hash="other"), TOY_RECIPE, "toy", 5, summary)
+    assert torch.equal(initial[0], initial[2]) and torch.equal(initial[1], initial[3])
+    references.train_references(store, splits, TOY_RECIPE, "toy", 5, summary)
+    assert (summary.cache_hits, summary.cache_misses, len(trained_on)) == (2, 4, 4)
+
+
+def test_method_specs_put_the_original_and_retrain_rows_first_unless_told_not_to():
+    from mubench.plan import method_specs
+    assert [s.row for s in method_specs(["finetune"], [])] == ["original", "retrain", "finetune"]
+    assert [s.row for s in method_specs(["finetune"], [], references=False)] == ["finetune"]
+
+
+def test_a_workers_summary_adds_its_failures_and_counts_to_the_grids():
+    from mubench.plan import CellFailure
+    grid, worker = RunSummary("p", cells=2, cache_hits=1), RunSummary("p", cells=3, cache_misses=2)
+    worker.failures.append(CellFailure("finetune", "digits", "resnet18", 0, "gave up"))
+    grid.merge(worker)
+    assert (grid.cells, grid.cache_hits, grid.cache_misses) == (5, 1, 2)
+    assert [f.error for f in grid.failures] == ["gave up"]

@@ -14,7 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from mubench import identity, metrics
 from mubench.api import METHODS
+from mubench.cache import ModelCache
 from mubench.cell import run_cell, run_logged_cell
+from mubench.config import param_text, stable_hash
 from mubench.protocol import make_monitor
 from mubench.data import BatchLoader, Preprocess, Split
 from mubench.losses import TaskKind, task_loss
@@ -82,6 +84,24 @@ def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_override
     assert runs[0].data.tags["mubench.cell_key"] != key_without  # a changed preset reruns the cell
 
 
+def test_a_cells_run_records_what_it_ran_on_and_is_named_after_it(store):
+    cell = toy_cell()
+    splits = dataclasses.replace(cell.splits, task="digits", notes={"task_options": {"size": "32"}})
+    spec = MethodSpec("original")
+    with mlflow.start_run() as parent:
+        summary = RunSummary(parent.info.run_id)
+        run_logged_cell(store, spec, "k", splits, TOY_RECIPE, "toy", 3, references_of(cell), summary)
+    (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("mubench").experiment_id],
+                                        "tags.`mubench.kind` = 'cell'")
+    params, tags = run.data.params, run.data.tags
+    assert (params["task"], params["split_hash"], params["backbone"], params["seed"]) == ("digits", "toy", "toy", "3")
+    assert params["task.size"] == "32"
+    assert params["recipe.epochs"] == str(TOY_RECIPE.epochs)
+    assert tags["mubench.recipe_hash"] == stable_hash(param_text(TOY_RECIPE))
+    assert tags["mubench.recipe_hash"] != stable_hash(param_text(dataclasses.replace(TOY_RECIPE, epochs=1)))
+    assert run.info.run_name == "original/digits/toy/s3"
+
+
 # The monitor a method watches ------------------------------------------------------------------------------------
 
 def class_wise_toy(label: int = 1):
@@ -118,6 +138,17 @@ def test_tuning_reads_the_same_monitor_as_the_cell(store, monkeypatch):
         tuned, seconds = unlearn_on_val(store, "original", METHODS.get("original").Config(), splits, TOY_RECIPE, 0,
                                         references_of(cell))
     assert tuned == readings[0] == readings[1]
+
+
+
+def test_a_tuning_trial_unlearns_quietly_even_when_the_run_is_not(store, monkeypatch):
+    from mubench.tune import unlearn_on_val
+    cell, splits = class_wise_toy(2)
+    quiet = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.quiet)
+    with mlflow.start_run():
+        unlearn_on_val(dataclasses.replace(store, quiet=False), "original", METHODS.get("original").Config(), splits,
+                       TOY_RECIPE, 0, references_of(cell))
+    assert quiet == [True]
 
 
 # What a model is fed ---------------------------------------------------------------------------------------------
@@ -252,6 +283,24 @@ def test_everything_that_can_change_a_cells_numbers_changes_its_key(store, tmp_p
     assert key_of(*_unpack(changed("", base, tmp_path))) == key_of(*_unpack(changed("", base, tmp_path)))
 
 
+@pytest.mark.parametrize("change", ["task", "split", "backbone", "head", "pretrained", "recipe", "seed", "role"])
+def test_everything_that_can_change_a_references_weights_changes_its_cache_key(store, tmp_path, change):
+    (tmp_path / "w.pt").write_bytes(b"one")
+    (tmp_path / "v.pt").write_bytes(b"two")
+    base = dict(plan=dataclasses.replace(store, pretrained=tmp_path / "w.pt"), splits=digits_like(),
+                recipe=TOY_RECIPE, backbone="toy", seed=0, role="original")
+    other = dict(base, **{
+        "task": {"splits": dataclasses.replace(digits_like(), task="mufac")},
+        "split": {"splits": dataclasses.replace(digits_like(), split_hash="another")},
+        "backbone": {"backbone": "other"}, "head": {"plan": dataclasses.replace(base["plan"], head="other")},
+        "pretrained": {"plan": dataclasses.replace(base["plan"], pretrained=tmp_path / "v.pt")},
+        "recipe": {"recipe": dataclasses.replace(TOY_RECIPE, epochs=TOY_RECIPE.epochs + 1)},
+        "seed": {"seed": 1}, "role": {"role": "retrain"}}[change])
+    key = ModelCache(tmp_path).key
+    assert key(identity.reference_fields(**other)) != key(identity.reference_fields(**base))
+    assert key(identity.reference_fields(**base)) == key(identity.reference_fields(**dict(base)))
+
+
 def _unpack(plan_and_args):
     plan, args = plan_and_args
     return plan, args["spec"], args["splits"], args["recipe"], args["backbone"], args["seed"], args["threads"]
@@ -296,6 +345,15 @@ def test_crop_flip_shifts_by_up_to_an_eighth_of_the_side_each_way():
     shifts = ((middle[forward] / 10).round() - 8).int().tolist()
     assert sorted(set(shifts)) == [-2, -1, 0, 1, 2]
     assert 0.3 < forward.float().mean() < 0.7  # about half are flipped
+
+
+def test_crop_flip_still_shifts_one_pixel_on_images_under_sixteen_pixels():
+    ramp = torch.arange(8, dtype=torch.uint8).mul(20).view(1, 1, 1, 8).expand(300, 3, 1, 8).expand(300, 3, 8, 8)
+    preprocess = Preprocess((0.0,) * 3, (1 / 255,) * 3, augment="crop-flip")
+    x = preprocess.to_input(ramp.contiguous(), augment=True, generator=torch.Generator().manual_seed(0))
+    forward = x[:, 0, 4, 5] > x[:, 0, 4, 4]
+    shifts = ((x[:, 0, 4, 4][forward] / 20).round() - 4).int().tolist()
+    assert sorted(set(shifts)) == [-1, 0, 1]  # max(1, 8 // 8) = 1
 
 
 def test_grey_is_torchvisions_luma_and_the_warp_rotates_counter_clockwise():

@@ -89,3 +89,33 @@ def test_the_kit_unlearns_a_private_copy_in_eval_mode_and_fails_a_refused_result
 
 def test_a_lazy_layer_is_not_taken_for_non_finite_weights():
     protocol.refuse_non_finite("m", nn.Sequential(nn.Flatten(), nn.LazyLinear(1)), [])
+
+
+def test_a_long_logged_curve_reaches_the_run_whole_in_batches_mlflow_accepts(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from mubench.tracking import open_store
+    open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    curve = [mlflow.entities.Metric("curve", float(step), 0, step) for step in range(2001)]
+    with mlflow.start_run() as run:
+        protocol.log_to_active_run(curve)
+    history = MlflowClient().get_metric_history(run.info.run_id, "curve")
+    assert sorted(m.step for m in history) == list(range(2001))
+
+
+def test_only_a_method_that_declares_no_multilabel_support_is_refused_a_multilabel_task():
+    from mubench.losses import TaskKind
+    from mubench.testing import toy_splits
+
+    class Supports(Unlearner):
+        def unlearn(self, model, data, ctx):
+            return model
+
+    class SingleLabel(Supports):
+        supports_multilabel = False
+    multilabel, multiclass = toy_splits(TaskKind.MULTILABEL), toy_splits()
+    protocol.refuse_multilabel(Supports(), multilabel)
+    protocol.refuse_multilabel(SingleLabel(), multiclass)
+    with pytest.raises(MubenchError, match="single-label classification only"):
+        protocol.refuse_multilabel(SingleLabel(), multilabel)

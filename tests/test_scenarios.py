@@ -14,7 +14,7 @@ from mubench.datasets.digits import Digits
 from mubench.errors import MubenchError
 from mubench.leaderboard import summarise
 from mubench.losses import TaskKind
-from mubench.scenarios import apply_scenario, parse_scenario
+from mubench.scenarios import apply_scenario, identity_forget_mask, parse_scenario
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,30 @@ def test_identity_forget_holds_every_image_of_its_people_and_no_other():
     assert len(split.forget) >= len(splits.forget)  # about the size of the task's own forget set
     assert len(split.forget) - len(splits.forget) < 4  # stops at the first person that reaches it
     assert apply_scenario(people_splits(), parse_scenario("identity")).forget.ids == split.forget.ids
+
+
+
+@pytest.mark.parametrize("target, people", [(3, 2), (4, 2), (5, 3)])
+def test_identity_forget_adds_people_until_the_target_is_reached_and_no_further(target, people):
+    """Everyone has two images: a target of 3 or 4 takes two people, 5 takes three (no one past the target)."""
+    ids = tuple(f"i{k}" for k in range(20))
+    pool = Split(torch.zeros(20, 3, 2, 2, dtype=torch.uint8), torch.zeros(20, dtype=torch.long), ids)
+    mask = identity_forget_mask(pool, {i: f"person{k // 2}" for k, i in enumerate(ids)}, target)
+    assert mask.sum() == 2 * people
+
+
+def test_identity_forget_always_leaves_someone_in_retain():
+    ids = ("a0", "a1", "b0")
+    pool = Split(torch.zeros(3, 3, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ids)
+    mask = identity_forget_mask(pool, {"a0": "a", "a1": "a", "b0": "b"}, target=10)
+    assert mask.sum() in (1, 2) and not mask.all()
+
+
+def test_a_derived_split_names_the_split_it_was_cut_from():
+    splits = people_splits()
+    notes = apply_scenario(splits, parse_scenario("identity")).notes
+    assert (notes["scenario"], notes["scenario_of"]) == ("identity", splits.split_hash)
+    assert splits.shrunk({"retain": 3, "test": 2}).notes["shrunk_from"] == splits.split_hash
 
 
 @pytest.mark.parametrize("args, fragment", [

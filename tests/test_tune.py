@@ -78,6 +78,18 @@ def test_dimensions_contain_their_bounds_and_refuse_the_rest():
             bad()
 
 
+
+@pytest.mark.parametrize("dimension", [LogUniform(1e-3, 1e-1), Uniform(0.5, 1.0), IntRange(1, 5), Choice("a", "b")])
+def test_a_declared_dimension_is_frozen_and_hashable(dimension):
+    """Spaces are class attributes shared by every study of a method: none may be edited in place."""
+    import dataclasses
+    field = dataclasses.fields(dimension)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(dimension, field, getattr(dimension, field))
+    assert hash(dimension) == hash(dataclasses.replace(dimension) if not isinstance(dimension, Choice) else
+                                   Choice("a", "b"))
+
+
 def test_a_field_the_config_lacks_is_outside():
     cls = METHODS.get(METHOD)
     assert outside_space({"no_such_field": Uniform(0.0, 1.0)}, cls.Config())

@@ -1,0 +1,86 @@
+"""The helpers methods share (`mubench.method_tools`, `mubench.loop`, `mubench.losses`): what each promises a
+method author, checked by hand on tiny inputs."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from mubench import loop, method_tools
+from mubench.data import Preprocess
+from mubench.losses import TaskKind, distill_kl
+from mubench.protocol import unlearn_data
+from mubench.testing import toy_cell, toy_splits
+
+CPU = torch.device("cpu")
+
+
+def test_wrong_labels_draw_from_the_generator_they_are_given_only():
+    labels = torch.arange(40) % 5
+    drawn = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        drawn.append(method_tools.wrong_labels(labels, 5, False, torch.Generator().manual_seed(7)))
+    assert torch.equal(drawn[0], drawn[1])
+    assert not torch.equal(drawn[0], method_tools.wrong_labels(labels, 5, False, torch.Generator().manual_seed(8)))
+
+
+def test_relabelled_forget_then_retain_reads_augmented_loaders_shuffled_from_its_seed():
+    splits = dataclasses.replace(toy_splits(), preprocess=Preprocess((0.5,) * 3, (0.5,) * 3, "crop-flip"))
+    data = unlearn_data(splits, 16, CPU)
+
+    def retain_batches(seed):
+        epoch = method_tools.RelabelledForgetThenRetain.of(data, 0, seed)
+        assert epoch.forget.augment and epoch.retain.augment
+        return [x for x, _ in epoch][len(epoch.forget):]
+    same, again, other = retain_batches(3), retain_batches(3), retain_batches(4)
+    assert all(torch.equal(a, b) for a, b in zip(same, again))
+    assert not all(torch.equal(a, b) for a, b in zip(same, other))
+
+
+def test_multilabel_distillation_kl_is_one_value_per_sample():
+    student = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    teacher = torch.tensor([[0.8, 0.3], [0.8, 0.3]])
+
+    def kl(t, z):
+        s = 1 / (1 + math.exp(-z))
+        return t * math.log(t / s) + (1 - t) * math.log((1 - t) / (1 - s))
+    per_sample = distill_kl(student, teacher, TaskKind.MULTILABEL)
+    assert per_sample.tolist() == pytest.approx([(kl(0.8, 0.5) + kl(0.3, -1.0)) / 2, (kl(0.8, 2.0) + kl(0.3, 0.0)) / 2])
+
+
+class OneBatch(loop.LoopUnlearner):
+    """Fine-tuning on a single retain batch per epoch, reading the learning rate of each step."""
+
+    @dataclass(frozen=True)
+    class Config(loop.LoopConfig):
+        epochs: int = 3  # three steps in all
+        lr: float = 0.1  # a round number to read back
+
+    def batches(self, data, ctx):
+        return [next(iter(data.loader("retain", batch_size=8)))]
+
+
+def test_the_cosine_schedule_spans_every_step_even_with_one_batch_per_epoch(monkeypatch):
+    optimizers, rates = [], []
+    real = loop.make_optimizer
+    monkeypatch.setattr(loop, "make_optimizer", lambda *a, **k: optimizers.append(real(*a, **k)) or optimizers[-1])
+
+    class Spy(OneBatch):
+        def batch_loss(self, model, batch, data, ctx):
+            rates.append(optimizers[0].param_groups[0]["lr"])
+            return super().batch_loss(model, batch, data, ctx)
+    cell = toy_cell()
+    Spy(OneBatch.Config()).unlearn(cell.model(), cell.data, cell.context())
+    assert rates == pytest.approx([0.1, 0.1 * 0.75, 0.1 * 0.25])  # ½(1 + cos(π·s/3)) for s = 0, 1, 2
+
+
+def test_a_loop_config_left_at_its_defaults_is_what_contributing_promises():
+    """CONTRIBUTING: "A `LoopConfig` field you do not declare keeps its default: 2 epochs, SGD at lr 1e-3 with
+    momentum 0.9 and weight decay 5e-4, a cosine schedule over all steps, the task recipe's batch size"."""
+    config = loop.LoopConfig()
+    assert (config.epochs, config.optimizer, config.lr, config.momentum, config.weight_decay, config.schedule,
+            config.batch_size) == (2, "sgd", 1e-3, 0.9, 5e-4, "cosine", 0)
