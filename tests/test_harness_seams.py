@@ -347,34 +347,6 @@ def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
     assert (tmp_path / "store" / "mlflow.db.lock").exists() and opened[-1] == (uri, tmp_path / "out" / "mlartifacts")
 
 
-# The references ----------------------------------------------------------------------------------------------------
-
-def test_the_original_trains_on_retain_and_forget_retrain_on_retain_each_from_its_seed_and_counted(store,
-                                                                                                    monkeypatch):
-    from torch import nn
-
-    from mubench import references
-    trained_on, initial = [], []
-
-    def spy_train(model, data, *args, **kwargs):
-        trained_on.append(set(data.ids))
-        initial.append(model.weight.detach().clone())
-        return 0.5
-    monkeypatch.setattr(references, "train_reference", spy_train)
-    monkeypatch.setattr(references, "build_backbone", lambda *args: nn.Linear(8, 4))  # initialised from torch's RNG
-    splits = dataclasses.replace(toy_splits(), task="digits")  # a key names the task's module
-    summary = RunSummary("")
-    torch.manual_seed(123)  # whatever ran before, a reference starts from its seed
-    references.train_references(store, splits, TOY_RECIPE, "toy", 5, summary)
-    assert trained_on == [set(splits.retain.ids) | set(splits.forget.ids), set(splits.retain.ids)]
-    assert (summary.cache_hits, summary.cache_misses) == (0, 2)
-    torch.manual_seed(456)
-    references.train_references(store, dataclasses.replace(splits, split_hash="other"), TOY_RECIPE, "toy", 5, summary)
-    assert torch.equal(initial[0], initial[2]) and torch.equal(initial[1], initial[3])
-    references.train_references(store, splits, TOY_RECIPE, "toy", 5, summary)
-    assert (summary.cache_hits, summary.cache_misses, len(trained_on)) == (2, 4, 4)
-
-
 def test_method_specs_put_the_original_and_retrain_rows_first_unless_told_not_to():
     from mubench.plan import method_specs
     assert [s.row for s in method_specs(["finetune"], [])] == ["original", "retrain", "finetune"]
