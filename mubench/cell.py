@@ -63,7 +63,8 @@ def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, thr
             f"{TAG}pretrained": (pretrained_digest(plan.pretrained) or "none")[:12], f"{TAG}threads": str(threads),
             f"{TAG}device": plan.device.type, f"{TAG}config_hash": config_hash(spec, splits.task),
             f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
-            f"{TAG}original_cache": original_key, **provenance_tags(), **process_tags()}
+            f"{TAG}original_cache": original_key, f"{TAG}attacks": ",".join(plan.attacks),
+            **provenance_tags(), **process_tags()}
 
 
 def cell_run_name(spec, splits, backbone, seed) -> str:

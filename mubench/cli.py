@@ -124,13 +124,13 @@ def _device(name: str):
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads per cell (0: all cores locally, 1 per Ray actor). CPU results depend on it: compare "
                    "runs made with the same value.")
-@click.option("--attack", type=click.Choice(["none", "lira", "ulira"]), default="none", show_default=True,
-              help="lira: also score every cell with LiRA, a per-example membership attack calibrated by shadow "
-                   "models (AUC, TPR at 1 % and 5 % FPR; not in NoMUS). Costs --shadows trainings per seed. "
-                   "ulira: LiRA and U-LiRA, whose IN shadows are unlearned with each cell's method (costs --shadows "
-                   "unlearning runs per cell more).")
+@click.option("--attack", default="none", show_default=True, metavar="NAMES",
+              help="Registered attacks beside the paper's MIA, comma-separated (`mubench ls attacks`; not in NoMUS). "
+                   "lira: LiRA, a per-example membership attack calibrated by shadow models (AUC, TPR at 1 % and 5 % "
+                   "FPR), costing --shadows trainings per seed. ulira: U-LiRA beside LiRA, whose IN shadows are "
+                   "unlearned with each cell's method (costs --shadows unlearning runs per cell more).")
 @click.option("--shadows", type=click.IntRange(min=2), default=16, show_default=True,
-              help="Shadow models per task × backbone × seed for --attack lira or ulira (cached, shared by every "
+              help="Shadow models per task × backbone × seed for the attacks that need them (cached, shared by every "
                    "method).")
 @click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
               help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the "
@@ -156,10 +156,13 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         tuned = read_preset(preset_from)
         assignments = (*assignments, *preset_assignments(tuned, _names(methods, _methods_registry(), "--methods"),
                                                          assignments))
-    if attack == "none" and click.get_current_context().get_parameter_source("shadows") == \
+    from mubench.attacks import resolve_attacks, shadow_need
+    attacks = resolve_attacks(attack)
+    if not shadow_need(attacks) and click.get_current_context().get_parameter_source("shadows") == \
             click.core.ParameterSource.COMMANDLINE:
-        raise MubenchError(f"--shadows {shadows} needs --attack lira or ulira; without an attack no shadow model is "
-                           f"trained.")
+        without = f"--attack {attack} trains none" if attacks else "without an attack no shadow model is trained"
+        raise MubenchError(f"--shadows {shadows} needs an attack that trains shadow models (e.g. --attack lira); "
+                           f"{without}.")
     plan = RunPlan(
         methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
         tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),
@@ -168,7 +171,7 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
         threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments),
-        attack="" if attack == "none" else attack, shadows=shadows)
+        attacks=attacks, shadows=shadows)
     plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     if tuned is not None:
@@ -288,14 +291,15 @@ def _methods_registry():
 
 
 @main.command(name="ls")
-@click.argument("what", type=click.Choice(["methods", "tasks", "backbones"]))
+@click.argument("what", type=click.Choice(["methods", "tasks", "backbones", "attacks"]))
 @_user_errors
 def ls(what) -> None:
-    """List the registered methods, tasks or backbones."""
+    """List the registered methods, tasks, backbones or attacks."""
+    from mubench.attacks import ATTACKS
     from mubench.backbones import BACKBONES
     from mubench.registry import RegistryError
     from mubench.tasks import TASKS
-    registry = {"methods": _methods_registry(), "tasks": TASKS, "backbones": BACKBONES}[what]
+    registry = {"methods": _methods_registry(), "tasks": TASKS, "backbones": BACKBONES, "attacks": ATTACKS}[what]
     broken = 0
     for name in registry.names():
         try:

@@ -10,9 +10,9 @@ ray:   long-lived Ray actors, one per slot of a local Ray instance started for t
        served last while that has work, and an idle one takes work from another seed. Only the cell an actor is
        running is lost when its process dies (recorded FAILED by the driver); a fresh actor takes its slot and the
        cells not yet started. The cache's per-key lock keeps each reference trained once.
-With --attack lira (or ulira), each seed's K shadow models (mubench.shadows) are trained before its cells: locally in
-the seed's group, on Ray one part of the preparation per shadow, cached like the references; every cell of the seed
-is scored against them.
+With an attack that needs shadow models (--attack lira, ulira: mubench.attacks), each seed's K shadows
+(mubench.shadows) are trained before its cells: locally in the seed's group, on Ray one part of the preparation per
+shadow, cached like the references; every cell of the seed is scored against them.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from collections import Counter, OrderedDict
 
 import mlflow
 
+from mubench.attacks import ATTACKS, AttackedCell, SeedContext, shadow_need
 from mubench.cache import ModelCache
 from mubench.cell import cell_run_name, cell_tags, run_logged_cell
 from mubench.data import Splits
@@ -73,7 +74,7 @@ def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob],
     """The cells of one task × backbone × seed in this process: references once, each cell, the seed's figures."""
     backbone, seed = jobs[0].backbone, jobs[0].seed
     refs = train_references(plan, splits, recipe, backbone, seed, summary)
-    attack = seed_attack(plan, splits, recipe, backbone, seed)
+    attack = seed_attack(plan, splits, recipe, backbone, seed, refs)
     seed_plots = seed_plots_for(plan, splits, backbone, seed, refs)
     for job in jobs:
         run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots, attack)
@@ -81,28 +82,28 @@ def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob],
         seed_plots.finish()
 
 
-def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int):
-    """The run's opt-in attack on the cells of one seed, None without --attack: a callable (unlearned model, the
-    cell's MethodSpec) -> scores. LiRA against the seed's shadows (from the cache or trained now); under ulira also
-    U-LiRA, which unlearns each shadow with the cell's method."""
-    if not plan.attack:
+def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, refs: References):
+    """The run's registered attacks (mubench.attacks) on the cells of one seed, None without --attack: a callable
+    (unlearned model, the cell's MethodSpec) -> scores. The seed's shadows come from the cache or are trained now,
+    once, for every attack that needs them."""
+    if not plan.attacks:
         return None
-    from mubench.lira import lira_metrics, pool_phi
-    from mubench.shadows import shadow_set
-    shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
+    shadows = None
+    if shadow_need(plan.attacks):
+        from mubench.shadows import shadow_set
+        shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
+    context = SeedContext(plan, splits, recipe, backbone, seed, shadows, refs.retrain_record["train_seconds"])
+    attacks = [ATTACKS.get(name)(context) for name in plan.attacks]
 
     def attack(model, spec) -> dict[str, float]:
-        examples: dict = {}
-        phi = pool_phi(model, splits, plan.device)
-        scores = lira_metrics(phi, splits, shadows, examples)
-        if plan.attack == "ulira":
-            from mubench.ulira import ulira_scores
-            scores.update(ulira_scores(phi, spec, plan, splits, recipe, backbone, seed, shadows, examples))
-        log_attack_examples(examples)
+        cell = AttackedCell(model, spec)
+        scores: dict[str, float] = {}
+        for each in attacks:
+            scores.update(each.score(cell))
+        if cell.examples:
+            log_attack_examples(cell.examples)
         return scores
     return attack
-
-
 
 
 def log_attack_examples(examples: dict) -> None:
@@ -195,7 +196,7 @@ class CellWorker:
         else:
             backbone, seed = group[2:]
             refs = train_references(self.plan, splits, recipe, backbone, seed, RunSummary(self.parent_run_id))
-            self.seeds[group] = (refs, seed_attack(self.plan, splits, recipe, backbone, seed),
+            self.seeds[group] = (refs, seed_attack(self.plan, splits, recipe, backbone, seed, refs),
                                  seed_plots_for(self.plan, splits, backbone, seed, refs))
             while len(self.seeds) > SEEDS_KEPT:
                 self.seeds.popitem(last=False)
@@ -275,7 +276,7 @@ class RayExecutor:
             raise MubenchError(f"--threads {threads} is more than the {largest_node} cores of the Ray cluster's "
                                f"largest node; choose at most {largest_node}.")
         groups = _groups(jobs)
-        queue = WorkQueue(groups, plan.shadows if plan.attack else 0)
+        queue = WorkQueue(groups, plan.shadows if shadow_need(plan.attacks) else 0)
         parts = sum(map(len, queue.parts.values()))
         slots = max(1, min(ray_slots(ray.nodes(), threads, gpus), max(len(jobs), parts)))
         # An actor reserves as many cores as it runs torch threads, so workers never oversubscribe a machine. The

@@ -19,9 +19,7 @@ from mubench.config import param_text, stable_hash
 NUMERIC_LIBRARIES = ("torch", "torchvision", "POT", "scikit-learn", "numpy")
 CELL_ENTRY = "mubench.cell"  # runs, scores and logs one cell
 REFERENCE_ENTRY = "mubench.references"  # trains the Original and Retrain references
-SHADOW_ENTRY = "mubench.shadows"  # trains the shadow models of the LiRA attack
-ATTACK_ENTRY = "mubench.lira"  # scores a cell with the LiRA attack
-UNLEARNED_ATTACK_ENTRY = "mubench.ulira"  # scores a cell with U-LiRA (unlearns the shadows with the cell's method)
+SHADOW_ENTRY = "mubench.shadows"  # trains the shadow models the attacks calibrate on
 # The backbone is initialised right after seeding, so a reference's weights do not depend on what its process ran
 # before. Part of every reference and cell key: entries trained before the seeding are neither loaded nor reused.
 REFERENCE_INIT = "seeded-init"
@@ -148,10 +146,13 @@ def cell_key(plan, spec, splits, recipe, backbone: str, seed: int, threads: int)
 
 
 def attack_fields(plan) -> dict:
-    """The opt-in attack of a run (--attack lira --shadows K) and its code; nothing when it is off, so the keys of
-    runs without it are what they were. A LiRA run therefore reruns cells finished without it (their runs lack the
-    attack's metrics); the method's numbers are the same, only the run adds the LiRA columns."""
-    if not plan.attack:
+    """The run's registered attacks (--attack, mubench.attacks), their shadows and their code; nothing without one, so
+    the keys of runs without an attack are what they were. An attack run therefore reruns cells finished without it
+    (their runs lack its metrics); the method's numbers are the same, only the run adds the attack's columns."""
+    if not plan.attacks:
         return {}
-    entries = (ATTACK_ENTRY, SHADOW_ENTRY) + ((UNLEARNED_ATTACK_ENTRY,) if plan.attack == "ulira" else ())
-    return {"attack": plan.attack, "shadows": plan.shadows, "attack_code": code_version(entries)}
+    from mubench.attacks import attack_code, shadow_need
+    shadows = bool(shadow_need(plan.attacks))
+    entries = attack_code(plan.attacks) + ((SHADOW_ENTRY,) if shadows else ())
+    return {"attack": ",".join(plan.attacks), "shadows": plan.shadows if shadows else 0,
+            "attack_code": code_version(entries)}

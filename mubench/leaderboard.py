@@ -44,7 +44,7 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
         return pd.DataFrame()
     runs = runs[runs["status"].isin(["FINISHED", "FAILED"])].copy()
     for name in ("task", "backbone", "preset", "label", "method", "seed", "command", "split_hash", "error",
-                 "config_hash", "tuned"):
+                 "config_hash", "tuned", "attacks"):
         runs[name] = _tag(runs, name)
     runs["head"] = _tag(runs, "head", "linear")
     runs["pretrained"] = _tag(runs, "pretrained", "none")
@@ -63,23 +63,29 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus", "forgotten_test_acc", "lira_auc", "lira_tpr1", "lira_tpr5", "ulira_auc",
-           "ulira_tpr1", "ulira_tpr5", "ulira_cost")
-LIRA_COLUMNS = {"lira_auc": "LiRA AUC", "lira_tpr1": "LiRA TPR@1%FPR", "lira_tpr5": "LiRA TPR@5%FPR"}
-ULIRA_COLUMNS = {"ulira_auc": "U-LiRA AUC", "ulira_tpr1": "U-LiRA TPR@1%FPR", "ulira_tpr5": "U-LiRA TPR@5%FPR",
-                 "ulira_cost": "U-LiRA cost × retrain"}
+           "time_ratio", "nomus", "forgotten_test_acc")
+
+
+def board_attacks(cells: pd.DataFrame) -> tuple[list, list[str]]:
+    """The registered attacks (mubench.attacks) that scored the board's cells, in the order the runs named them, and
+    the names of those that cannot be shown here (a plugin not installed where the board is rendered)."""
+    from mubench.attacks import installed
+    names: list[str] = []
+    for value in cells["attacks"].dropna() if "attacks" in cells else ():
+        names += [name for name in value.split(",") if name and name not in names]
+    shown = [installed(name) for name in names]
+    return [a for a in shown if a is not None], [n for n, a in zip(names, shown) if a is None]
 
 
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
 
 
-def summarise(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per row label: means (and intervals) over seeds of the finished cells, the per-seed NoMUS, and the paired
-    comparisons with Retrain on the seeds both have; ranked by NoMUS."""
+def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per row label: means (and intervals) over seeds of the finished cells (METRICS and `extra_metrics`, e.g. an
+    attack's columns), the per-seed NoMUS, and the paired comparisons with Retrain on the seeds both have; ranked by
+    NoMUS."""
     done = cells[cells["status"] == "FINISHED"].copy()
     done["seed"] = done["seed"].astype(int)
-    if "ulira_seconds" in done:
-        done["ulira_cost"] = done["ulira_seconds"] / done["retrain_seconds"]
     retrain = done[done["label"] == "retrain"].set_index("seed")
     rows = []
     for label, group in done.groupby("label"):
@@ -87,7 +93,7 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
                "base": group["base"].iloc[0] if "base" in group else label,
                "variant": group["variant"].iloc[0] if "variant" in group else "",
                "per_seed": dict(zip(group["seed"], group["nomus"].astype(float)))}
-        for metric in METRICS:
+        for metric in (*METRICS, *extra_metrics):
             row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
         paired = group.set_index("seed").join(retrain, rsuffix="_retrain", how="inner")
         row["delta_nomus"], row["delta_nomus_ci"] = mean_ci(paired["nomus"] - paired["nomus_retrain"])
@@ -200,14 +206,14 @@ def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
 
 
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
-    full = summarise(cells)
+    attacks, missing = board_attacks(cells)
+    columns = [column for attack in attacks for column in attack.columns]
+    full = summarise(cells, tuple(column.metric for column in columns))
     main = full[full["variant"] == ""] if len(full) else full
     class_wise = full_key(key)[5].startswith("class:")
-    lira = "lira_auc" in cells and cells["lira_auc"].notna().any()  # only boards whose store holds LiRA runs
-    ulira = "ulira_auc" in cells and cells["ulira_auc"].notna().any()
     headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
                "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
-               *(LIRA_COLUMNS.values() if lira else ()), *(ULIRA_COLUMNS.values() if ulira else ()), "unlearn s", "× retrain", "seeds"]
+               *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     for rank, row in zip(ranks, main.itertuples()):
@@ -216,9 +222,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                      *([_fmt(row.forgotten_test_acc)] if class_wise else []), _fmt(row.mia), _fmt(row.fs, row.fs_ci),
                      _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
                      _fmt(row.mia_logloss), _fmt(row.mia_auc),
-                     *([_fmt(getattr(row, m), getattr(row, f"{m}_ci")) for m in LIRA_COLUMNS] if lira else []),
-                     *([_fmt(getattr(row, m), getattr(row, f"{m}_ci"), digits=1 if m == "ulira_cost" else 3)
-                        for m in ULIRA_COLUMNS] if ulira else []),
+                     *(_fmt(getattr(row, c.metric), getattr(row, f"{c.metric}_ci"), digits=c.digits)
+                       for c in columns),
                      _fmt(row.unlearn_seconds, digits=1),
                      _fmt(row.time_ratio), row.seeds])
     commands = sorted({c for c in cells["command"].dropna() if c})
@@ -243,7 +248,9 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
              "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
              "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
-             + (CLASS_WISE_NOTE if class_wise else "") + (lira_note(cells) if lira else "") + (ULIRA_NOTE if ulira else "") + TIE_NOTE]
+             + (CLASS_WISE_NOTE if class_wise else "") + "".join(attack.note(cells) for attack in attacks)
+             + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
+                       f"shown. " for name in missing) + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     failed = cells[cells["status"] == "FAILED"]
@@ -251,28 +258,6 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
         lines += ["", "Failed or refused cells:", ""]
         lines += [f"- {r.label} (seed {r.seed}): {r.error}" for r in failed.itertuples()]
     return "\n".join(lines) + "\n"
-
-
-def lira_note(cells: pd.DataFrame) -> str:
-    """What the LiRA columns are, with the shadows' count and cost as the cells logged them."""
-    done = cells[cells["lira_auc"].notna()].drop_duplicates("seed")
-    counts = ", ".join(sorted({str(int(k)) for k in done["lira_shadows"].dropna()})) or "—"
-    ratio = mean_ci(done["lira_shadow_seconds"] / done["retrain_seconds"])[0]
-    size = done["lira_shadow_bytes"].mean() / 1024
-    return (f"LiRA (--attack lira, not in NoMUS): a per-example membership attack calibrated by {counts} shadow "
-            f"models per seed (each trained with the task's recipe on retain and a seeded half of forget ∪ the "
-            f"held-out set); online likelihood-ratio score, forget (members) vs the MIA's non-members; AUC and the "
-            f"TPR at 1 % and 5 % FPR, ± their 95 % interval over seeds. A model that never saw the forget set reads "
-            f"AUC ≈ 0.5 and TPR ≈ FPR. Training the shadows took {_fmt(ratio, digits=1)}× the Retrain's time per "
-            f"seed; the cache keeps {_fmt(size, digits=1)} KiB of them per seed. ")
-
-
-ULIRA_NOTE = ("U-LiRA (--attack ulira, not in NoMUS): LiRA whose IN side comes from the shadows after the row's own "
-              "method unlearned each shadow's half of the pool (Hayes et al. 2024), and whose OUT side from the shadows "
-              "that never trained on the example; forget vs the MIA's non-members, ± 95 % interval over seeds. An "
-              "unlearner whose unlearned models are distributed as retrained ones reads AUC ≈ 0.5 and TPR ≈ FPR. "
-              "U-LiRA cost × retrain: the seconds of the row's unlearning runs on the shadows (one per shadow) over "
-              "the Retrain's training seconds. ")
 
 
 def scenario_words(scenario: str) -> str:

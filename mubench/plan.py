@@ -92,8 +92,8 @@ class RunPlan:
     threads: int = 0  # torch threads per cell; 0: torch's default (all cores) locally, 1 per Ray task
     scenarios: list[str] = field(default_factory=lambda: ["random"])  # what is forgotten: mubench.scenarios
     task_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --task-set: task -> option -> value
-    attack: str = ""  # --attack: "" (the paper's MIA only), "lira" (mubench.lira) or "ulira" (also mubench.ulira)
-    shadows: int = 16  # --shadows: shadow models per task × backbone × seed for --attack lira or ulira
+    attacks: tuple[str, ...] = ()  # --attack: registered attacks beside the paper's MIA (mubench.attacks), resolved
+    shadows: int = 16  # --shadows: shadow models per task × backbone × seed, for attacks that need them
 
 
 @dataclass(frozen=True)

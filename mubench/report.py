@@ -13,14 +13,12 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
+from mubench.attacks import installed
 from mubench.board_plots import board_png, draw_board
 from mubench.lira import ATTACK_SCORES
 from mubench.leaderboard import KEY, board_name, latest_cells, render_board
 from mubench.plots import (ATTACK_PNG, REFERENCES, TSNE_PNG, draw_attack_scores, draw_tsne, features_npz, file_stem,
                            losses_png, plots_stem)
-
-ATTACKS = {"lira": "LiRA", "ulira": "U-LiRA"}
-
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
@@ -70,10 +68,12 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
                   *losses]
     attacks = _draw_attack_scores(client, uri, cells, out_dir / folder, f"{figures_stem} · seed {seed}")
     for prefix, png in attacks.items():
-        lines += [f"Per-example {ATTACKS[prefix]} scores (log likelihood ratio; higher reads \"member\") of each "
-                  f"model on its forget examples (members) and the held-out non-members: a model that forgot "
-                  f"shows the two on top of each other, as Retrain does.", "",
-                  f"![{ATTACKS[prefix]} scores, seed {seed}]({folder.as_posix()}/{png})", ""]
+        attack = installed(prefix)
+        title = attack.title if attack else prefix
+        what = f" ({attack.example_scores})" if attack and attack.example_scores else ""
+        lines += [f"Per-example {title} scores{what} of each model on its forget examples (members) and the "
+                  f"held-out non-members: a model that forgot shows the two on top of each other, as Retrain does.",
+                  "", f"![{title} scores, seed {seed}]({folder.as_posix()}/{png})", ""]
     if not drawn and not losses and not attacks:
         lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
                   "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
@@ -97,23 +97,23 @@ def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, 
 
 def _draw_attack_scores(client: MlflowClient, uri: str, cells: pd.DataFrame, folder: Path,
                         title: str) -> dict[str, str]:
-    """Per attack the cells logged scores of (LiRA, U-LiRA): a histogram figure in `folder`; {attack: file name}."""
-    panels: dict[str, dict] = {prefix: {} for prefix in ATTACKS}
+    """Per attack the cells logged per-example scores of (e.g. LiRA, U-LiRA): a histogram figure in `folder`;
+    {attack: file name}."""
+    panels: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
             if not _fetch(client, uri, cell.run_id, ATTACK_SCORES, Path(tmp) / cell.run_id):
                 continue
             with np.load(Path(tmp) / cell.run_id / ATTACK_SCORES) as saved:
-                for prefix, panel in panels.items():
-                    if f"{prefix}_members" in saved:
-                        panel[REFERENCES.get(cell.label, cell.label)] = {
-                            "members": saved[f"{prefix}_members"], "nonmembers": saved[f"{prefix}_nonmembers"]}
+                for prefix in sorted(k[:-len("_members")] for k in saved.files if k.endswith("_members")):
+                    panels.setdefault(prefix, {})[REFERENCES.get(cell.label, cell.label)] = {
+                        "members": saved[f"{prefix}_members"], "nonmembers": saved[f"{prefix}_nonmembers"]}
     drawn = {}
     for prefix, panel in panels.items():
         if panel:
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{prefix}-{ATTACK_PNG}"
-            draw_attack_scores(panel, folder / name, f"{ATTACKS[prefix]} · {title}")
+            draw_attack_scores(panel, folder / name, f"{getattr(installed(prefix), 'title', prefix)} · {title}")
             drawn[prefix] = name
     return drawn
 
@@ -128,4 +128,5 @@ def _fetch(client: MlflowClient, uri: str, run_id: str, artifact: str, folder: P
         local = download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp, tracking_uri=uri)
         shutil.copyfile(local, folder / name)
     return True
+
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mubench.attacks import shadow_need
 from mubench.backbones import build_backbone
 from mubench.cache import ModelCache
 from mubench.data import BatchLoader, Preprocess, Split, Splits
@@ -141,9 +142,9 @@ class ShadowSet:
 def shadow_set(plan, splits: Splits, recipe: Recipe, backbone: str, seed: int, count: int,
                indices=None) -> ShadowSet:
     """Shadows 0..count-1 from the cache, or trained and cached (`indices`: only those, e.g. one Ray task's). Under
-    `--attack ulira` each shadow's weights are cached too, and its φ is read from them."""
+    an attack that needs shadow models (U-LiRA) each shadow's weights are cached too, and its φ is read from them."""
     cache = ModelCache(plan.cache_dir)
-    keep_models = plan.attack == "ulira"
+    keep_models = shadow_need(plan.attacks) == "models"
     pool_size = len(splits.forget) + len(splits.role(held_out_role(splits)))
     phis, members, seconds, size, trained = [], [], 0.0, 0, 0
     for index in range(count) if indices is None else indices:

@@ -1,6 +1,7 @@
 """U-LiRA: LiRA calibrated on shadows unlearned with the method under test (Hayes, Shumailov, Triantafillou, Khalifa,
-Papernot, "Inexact unlearning needs more careful evaluations to avoid a false sense of privacy", 2024). Opt-in:
-`mubench run --attack ulira --shadows K`, which also reports plain LiRA (mubench.lira) from the same shadows.
+Papernot, "Inexact unlearning needs more careful evaluations to avoid a false sense of privacy", 2024). A registered
+attack (mubench.attacks): `mubench run --attack ulira --shadows K`, which requires plain LiRA (mubench.lira) and
+reports it from the same shadows.
 
 LiRA's IN shadows trained on an example and kept it; the model under test trained on its forget set and then ran an
 unlearning method, which can leave a trace LiRA's IN Gaussian does not describe (and a model that lost accuracy
@@ -28,7 +29,9 @@ import numpy as np
 import torch
 
 from mubench.api import METHODS
-from mubench.lira import attack_metrics, fit_gaussians, nonmember_mask, online_scores
+from mubench.attacks import Attack, AttackedCell, Column, register_attack
+from mubench.lira import attack_metrics, cell_phi, fit_gaussians, nonmember_mask, online_scores
+from mubench.metrics import time_ratio
 from mubench.protocol import split_monitor, unlearn_data, unlearn_once
 from mubench.shadows import ShadowSet, attack_pool, confidence_logits, shadow_model
 
@@ -76,3 +79,30 @@ def ulira_scores(target_phi: np.ndarray, spec, plan, splits, recipe, backbone: s
     out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits), examples)
     out.update(ulira_seconds=seconds, ulira_runs=float(len(shadows.member)))
     return out
+
+
+@register_attack("ulira")
+class ULiRA(Attack):
+    """U-LiRA: each shadow unlearned with the cell's method calibrates the IN side; LiRA runs beside it."""
+    title = "U-LiRA"
+    example_scores = "log likelihood ratio; higher reads \"member\""
+    shadows = "models"
+    requires = ("lira",)
+    columns = (Column("ulira_auc", "U-LiRA AUC"), Column("ulira_tpr1", "U-LiRA TPR@1%FPR"),
+               Column("ulira_tpr5", "U-LiRA TPR@5%FPR"), Column("ulira_cost", "U-LiRA cost × retrain", digits=1))
+
+    def score(self, cell: AttackedCell) -> dict[str, float]:
+        s = self.seed
+        out = ulira_scores(cell_phi(cell, s.splits, s.plan.device), cell.spec, s.plan, s.splits, s.recipe, s.backbone,
+                           s.seed, s.shadows, cell.examples)
+        out["ulira_cost"] = time_ratio(out["ulira_seconds"], s.retrain_seconds)
+        return out
+
+    @classmethod
+    def note(cls, cells) -> str:
+        return ("U-LiRA (--attack ulira, not in NoMUS): LiRA whose IN side comes from the shadows after the row's own "
+                "method unlearned each shadow's half of the pool (Hayes et al. 2024), and whose OUT side from the "
+                "shadows that never trained on the example; forget vs the MIA's non-members, ± 95 % interval over "
+                "seeds. An unlearner whose unlearned models are distributed as retrained ones reads AUC ≈ 0.5 and "
+                "TPR ≈ FPR. U-LiRA cost × retrain: the seconds of the row's unlearning runs on the shadows (one per "
+                "shadow) over the Retrain's training seconds. ")

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from mubench import lira, shadows, ulira
+from mubench.attacks import resolve_attacks
 from mubench.data import Preprocess, Split, Splits
 from mubench.losses import TaskKind
 from mubench.plan import MethodSpec, RunPlan
+from mubench.references import References
 from mubench.testing import TOY_RECIPE, toy_model
 
 K, N_FORGET = 16, 16
@@ -175,7 +177,7 @@ def test_the_originals_ulira_is_its_lira_without_training(fixed_shadows, monkeyp
     shadow_set = shadows.ShadowSet(phi, memberships(len(pool)), N_FORGET, 0.0, 0, 0)
     target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, device)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack="ulira", shadows=K)
+                   quiet=True, attacks=("lira", "ulira"), shadows=K)
     got = ulira.ulira_scores(target_phi, MethodSpec("original"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
     plain = lira.lira_metrics(target_phi, splits, shadow_set)
     for name in ("auc", "tpr1", "tpr5"):
@@ -205,8 +207,9 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     monkeypatch.setattr(ulira, "shadow_model", lambda plan, s, r, b, seed, index, retain_only=False:
                         (models[index], {"train_seconds": 0.0}, True))
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack=attack, shadows=K)
-    scorer = executors.seed_attack(plan, splits, TOY_RECIPE, "toy", 3)
+                   quiet=True, attacks=resolve_attacks(attack), shadows=K)
+    refs = References(None, None, {"key": "o"}, {"train_seconds": 2.0})
+    scorer = executors.seed_attack(plan, splits, TOY_RECIPE, "toy", 3, refs)
     if not attack:
         assert scorer is None and asked == []
         return
@@ -222,6 +225,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     assert ("ulira_auc" in scores) == (attack == "ulira")
     if attack == "ulira":
         assert scores["ulira_auc"] == scores["lira_auc"] and scores["ulira_runs"] == K
+        assert scores["ulira_cost"] == scores["ulira_seconds"] / 2.0  # over the seed's Retrain training time
     saved = np.load(mlflow.MlflowClient().download_artifacts(run.info.run_id, lira.ATTACK_SCORES, str(tmp_path)))
     assert len(saved["lira_members"]) == N_FORGET and len(saved["lira_nonmembers"]) == UNSEEN_LABELS.count(FORGOTTEN)
 
@@ -246,7 +250,7 @@ def test_shadow_phi_is_kept_in_double_precision(tmp_path, monkeypatch):
     monkeypatch.setattr(shadows, "train_shadow", lambda splits_, recipe, make_model, device, seed, index, *a, **k:
                         (exact + index, shadows.shadow_members(len(pool), seed, index), 0.5))
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack="lira", shadows=2)
+                   quiet=True, attacks=("lira",), shadows=2)
     monkeypatch.setattr(shadows, "shadow_fields", lambda plan_, splits_, recipe, backbone, seed, index, part="":
                         {"index": index, "part": part})
     for attempt in range(2):  # trained, then read back from the cache
@@ -275,7 +279,7 @@ def test_each_shadow_is_unlearned_from_the_cells_seed_whatever_ran_before(fixed_
     member = memberships(len(pool))[:4]
     shadow_set = shadows.ShadowSet(np.zeros(member.shape), member, N_FORGET, 0.0, 0, 0)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack="ulira", shadows=4)
+                   quiet=True, attacks=("lira", "ulira"), shadows=4)
     first, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
     torch.randn(100)  # whatever ran in between
     second, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
@@ -297,7 +301,7 @@ def test_ulira_charges_each_shadow_retrains_training_time_as_a_cell_charges_retr
     pool = shadows.attack_pool(splits)
     shadow_set = shadows.ShadowSet(np.zeros((K, len(pool))), memberships(len(pool)), N_FORGET, 0.0, 0, 0)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack="ulira", shadows=K)
+                   quiet=True, attacks=("lira", "ulira"), shadows=K)
     target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, torch.device("cpu"))
     got = ulira.ulira_scores(target_phi, MethodSpec("retrain"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
     assert K * 2.5 <= got["ulira_seconds"] < K * 2.5 + 5 and got["ulira_runs"] == K

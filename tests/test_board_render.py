@@ -339,7 +339,8 @@ def test_lira_columns_and_note_only_where_the_store_has_lira_cells(board):
     lira = {"lira_auc": (0.6, 0.7), "lira_tpr1": (0.02, 0.04), "lira_tpr5": (0.1, 0.1), "lira_shadows": (8, 8),
             "lira_shadow_seconds": (30.0, 50.0), "retrain_seconds": (10.0, 10.0),
             "lira_shadow_bytes": (51200, 153600)}
-    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}})
+    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}},
+                    attacks="lira")
     text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows))
     main = parse_tables(text)[0]
     assert main[0] == HEADERS[:11] + ["LiRA AUC", "LiRA TPR@1%FPR", "LiRA TPR@5%FPR"] + HEADERS[11:]
@@ -356,16 +357,25 @@ def test_ulira_columns_show_its_cost_as_a_multiple_of_retrain(board):
     lira = {"lira_auc": (0.6, 0.6), "lira_tpr1": (0.02, 0.02), "lira_tpr5": (0.1, 0.1), "lira_shadows": (4, 4),
             "lira_shadow_seconds": (40.0, 40.0), "retrain_seconds": (10.0, 20.0), "lira_shadow_bytes": (1024, 1024),
             "ulira_auc": (0.7, 0.9), "ulira_tpr1": (0.05, 0.05), "ulira_tpr5": (0.2, 0.2),
-            "ulira_seconds": (5.0, 30.0)}
-    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}})
+            "ulira_cost": (0.5, 1.5)}
+    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), **lira}, "finetune": {"nomus": (0.8, 0.8), **lira}},
+                    attacks="lira,ulira")
     text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows))
     main = parse_tables(text)[0]
     assert main[0][14:18] == ["U-LiRA AUC", "U-LiRA TPR@1%FPR", "U-LiRA TPR@5%FPR", "U-LiRA cost × retrain"]
     t1 = 12.706205  # two seeds: half-width t1·|a − b|/2
-    # cost 5/10 = 0.5 and 30/20 = 1.5 of the Retrain's seconds on the two seeds: mean 1.0
+    # cost 0.5 and 1.5 of the Retrain's seconds on the two seeds: mean 1.0, one decimal
     assert main[1][14:18] == [f"0.800 ± {t1 * 0.2 / 2:.3f}", "0.050 ± 0.000", "0.200 ± 0.000",
                               f"1.0 ± {t1 * 1.0 / 2:.1f}"]
     assert "U-LiRA (--attack ulira, not in NoMUS)" in text
+
+
+def test_an_attack_not_installed_where_the_board_is_rendered_is_named_not_shown():
+    rows = cells_of({"retrain": {"nomus": (0.9, 0.9), "ghost_auc": (0.6, 0.6)},
+                     "finetune": {"nomus": (0.8, 0.8), "ghost_auc": (0.7, 0.7)}}, attacks="ghost")
+    text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows))
+    assert parse_tables(text)[0][0] == HEADERS
+    assert "Attack 'ghost' scored these cells, but it is not installed here, so its columns are not shown." in text
 
 
 def test_board_with_no_failures_and_no_threads_column():
@@ -524,3 +534,10 @@ def test_render_all_of_an_empty_store_writes_nothing(tmp_path):
     assert latest_cells(uri).empty
     assert render_all(uri, tmp_path / "boards") == {}
     assert not (tmp_path / "boards").exists()
+
+
+def test_a_board_whose_lira_cells_all_failed_says_so_under_the_table():
+    rows = [cell("retrain", 0, attacks="lira"), cell("finetune", 0, status="FAILED", attacks="lira")]
+    text = render_board(("digits", "resnet18", "default"), pd.DataFrame(rows).drop(columns=["lira_auc"],
+                                                                                  errors="ignore"))
+    assert "LiRA (--attack lira, not in NoMUS): no cell finished with it." in text

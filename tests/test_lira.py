@@ -221,7 +221,7 @@ def test_shadows_without_the_attack_is_refused(tmp_path):
     from click.testing import CliRunner
     from mubench.cli import main
     result = CliRunner().invoke(main, ["run", "--shadows", "4", "--preset", "smoke", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "--shadows 4 needs --attack lira" in result.output
+    assert result.exit_code == 2 and "--shadows 4 needs an attack that trains shadow models" in result.output
     assert not (tmp_path / "mlflow.db").exists()
 
 

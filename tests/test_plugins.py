@@ -61,3 +61,20 @@ def test_plugin_returning_a_non_module_is_a_failed_cell(plugin_env, tmp_path):
     assert "| original (reference)" in board
     assert "| demo-returns-none " not in board
     assert "- demo-returns-none (seed 0): method 'demo-returns-none' returned a NoneType" in board
+
+
+def test_a_plugin_attack_is_listed_run_by_name_and_given_its_columns_and_note(plugin_env, tmp_path):
+    listed = [line.split()[0] for line in mubench(plugin_env, "ls", "attacks").stdout.splitlines()]
+    assert {"lira", "ulira", "demo-confidence"} <= set(listed)
+    result = mubench(plugin_env, "run", "--methods", "finetune", "--preset", "smoke", "--attack", "demo-confidence",
+                     "--out", str(tmp_path), "--quiet", "--no-plots")
+    assert result.returncode == 0, result.stderr
+    board = (tmp_path / "leaderboards" / "digits-resnet18-smoke.md").read_text()
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in board.splitlines() if line.startswith("| ")]
+    header, rows = table[0], {row[1]: row for row in table[1:]}
+    assert "confidence AUC" in header and not any("LiRA" in h for h in header)
+    assert "Confidence AUC (demo plugin)" in board
+    assert 0.0 <= float(rows["finetune"][header.index("confidence AUC")]) <= 1.0
+    kit = subprocess.run([sys.executable, "-c", "from mubench.attack_kit import check_attack; "
+                          "check_attack('demo-confidence')"], env=plugin_env, capture_output=True, text=True)
+    assert kit.returncode == 0, kit.stderr

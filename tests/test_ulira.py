@@ -69,7 +69,7 @@ def toy_shadows(tmp_path, monkeypatch):
                         lambda plan, splits, recipe, backbone, seed, index, part="": {
                             "seed": seed, "index": index, "part": part, "split": splits.split_hash})
     return RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
-                   quiet=True, attack="ulira")
+                   quiet=True, attacks=("lira", "ulira"))
 
 
 def test_each_shadow_is_unlearned_on_exactly_its_half_of_the_pool(toy_shadows, monkeypatch):
