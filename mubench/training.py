@@ -57,9 +57,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step_loss: Callabl
         optimizer: torch.optim.Optimizer, epochs: int,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         progress: Callable[[Iterable, str, int | None], Iterable] | None = None, desc: str = "train") -> float:
-    """Run `epochs` passes of `batches(epoch)`, one optimiser step per batch; return the last loss. On the fast
-    path (mubench.accel: CUDA) each step's forward passes and loss run under bf16 autocast, the backward pass and
-    the update in float32, the model's conv weights channels-last."""
+    """Run `epochs` passes of `batches(epoch)`, one optimiser step per batch in train mode; return the last loss, the
+    model left in eval mode. On the fast path (mubench.accel: CUDA) each step's forward passes and loss run under bf16
+    autocast, the backward pass and the update in float32, the model's conv weights channels-last."""
     last = float("nan")
     device = accel.device_of(model)
     accel.prepare_model(model, device)

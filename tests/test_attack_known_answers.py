@@ -234,12 +234,25 @@ def test_an_example_without_shadows_on_one_side_takes_that_sides_mean_over_examp
     """Example 0 is IN for one shadow only (its own mean is that one value); example 1 is never IN (it takes the
     mean of every IN entry); example 2 is never OUT."""
     member = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]], bool)
-    phi = np.array([[5.0, 1.0, 2.0], [1.0, 2.0, 4.0], [3.0, 3.0, 6.0], [2.0, 4.0, 8.0]])
+    phi = np.array([[7.0, 1.0, 2.0], [1.0, 2.0, 4.0], [3.0, 3.0, 6.0], [2.0, 4.0, 8.0]])
     fits = lira.fit_gaussians(phi, member)
     in_entries = phi[member]
-    assert fits.mean_in.tolist() == pytest.approx([5.0, in_entries.mean(), 5.0])
+    assert in_entries.mean() != 7.0  # so example 0's own mean cannot pass for the fallback
+    assert fits.mean_in.tolist() == pytest.approx([7.0, in_entries.mean(), 5.0])
     out_entries = phi[~member]
     assert fits.mean_out.tolist() == pytest.approx([2.0, 2.5, out_entries.mean()])
+
+
+def test_from_64_shadows_an_example_with_one_in_shadow_takes_the_pooled_deviation():
+    """Per-example variances: examples 0 and 2 have their own (ddof 1); example 1, IN for one shadow only, takes the
+    pooled deviation: squares about each example's own mean over (IN entries − examples with any), here 6 − 3."""
+    member = np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1]], bool)
+    phi = np.array([[1.0, 9.0, 2.0], [3.0, 9.0, 4.0], [0.0, 5.0, 9.0]])
+    fits = lira.fit_gaussians(phi, member, per_example_variance=True)
+    squares = (1 - 2) ** 2 + (3 - 2) ** 2 + (2 - 5) ** 2 + (4 - 5) ** 2 + (9 - 5) ** 2  # ex 1's own square is 0
+    assert fits.std_in[0] == pytest.approx(np.std([1.0, 3.0], ddof=1))
+    assert fits.std_in[2] == pytest.approx(np.std([2.0, 4.0, 9.0], ddof=1))
+    assert fits.std_in[1] == pytest.approx(np.sqrt(squares / 3))
 
 
 def test_shadow_phi_is_kept_in_double_precision(tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ import torch
 
 from mubench import identity
 from mubench.attack_kit import check_attack
-from mubench.attacks import ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, resolve_attacks, shadow_need
+from mubench.attacks import (ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
+                             shadow_need)
 from mubench.errors import MubenchError
 from mubench.plan import MethodSpec, RunPlan
 from mubench.testing import TOY_RECIPE, toy_splits
@@ -110,6 +111,12 @@ class Forgetful(Silent):
         return {"other_score": 0.5}
 
 
+class Scalar(Silent):
+    def score(self, cell):
+        cell.examples.update(silent_members=np.zeros((2, 2)), silent_nonmembers=np.zeros((2, 2)))
+        return {"silent_score": 0.5}
+
+
 class Unpaired(Silent):
     def score(self, cell):
         cell.examples["silent_members"] = np.zeros(3)
@@ -118,8 +125,28 @@ class Unpaired(Silent):
 
 @pytest.mark.parametrize("wrong, says", [(Unsteady, "not deterministic"), (Meddling, "changed the model"),
                                          (Forgetful, "did not return: ['silent_score']"),
-                                         (Unpaired, "pairs")])
+                                         (Unpaired, "pairs"), (Scalar, "not one score per example")])
 def test_the_attack_kit_fails_a_wrong_attack(wrong, says):
     check_attack(Silent)
     with pytest.raises(AssertionError, match=re.escape(says)):
         check_attack(wrong)
+
+
+def test_the_attack_registry_reads_the_mubench_attacks_entry_point_group(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from mubench import registry
+    asked = []
+
+    def entry_points(group):
+        asked.append(group)
+        return [EntryPoint("someones-attack", "somepkg.attack:Attack", group)]
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    monkeypatch.setattr(ATTACKS, "_plugins", None)  # read the group again
+    assert "someones-attack" in ATTACKS.names() and asked == ["mubench.attacks"]
+
+
+def test_what_an_attack_reads_of_its_seed_cannot_be_changed_by_another_attack(tmp_path):
+    context = SeedContext(None, toy_splits(), TOY_RECIPE, "toy", 0, None, 1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        context.shadows = "something else"

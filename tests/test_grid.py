@@ -314,3 +314,34 @@ def test_a_dead_ray_worker_loses_its_cell_only(failing_plugin, tmp_path):
     assert "| original (reference)" in board and "| finetune " in board and "- demo-kills-worker (seed 0):" in board
     assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == [
         "FAILED", "FINISHED", "FINISHED", "FINISHED"]  # original, retrain, finetune
+
+
+@pytest.mark.parametrize("executor, threads, expected", [("local", 3, 3), ("ray", 0, 1), ("ray", 2, 2)])
+def test_a_cells_torch_threads_follow_the_threads_option(tmp_path, executor, threads, expected):
+    """--threads 0: every core locally, one per Ray actor (the option's help); a cell key holds the count."""
+    from mubench.grid import cell_threads
+    from mubench.plan import RunPlan
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   executor=executor, threads=threads)
+    assert cell_threads(plan) == expected
+
+
+@pytest.mark.parametrize("threads, limit", [(2, 2), (0, None)])
+def test_the_local_executor_holds_torch_and_the_numeric_libraries_to_the_threads_option(tmp_path, monkeypatch,
+                                                                                         threads, limit):
+    """--threads N caps torch's threads and the BLAS/OpenMP pools sklearn and numpy use (the MIA) for the run, and
+    gives torch its own count back after; 0 leaves both as they are."""
+    import contextlib
+
+    import threadpoolctl
+    from mubench import executors
+    from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
+    limits, inside = [], []
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n: limits.append(n) or contextlib.nullcontext())
+    monkeypatch.setattr(executors, "run_seed", lambda *args: inside.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
+                   threads=threads)
+    job = CellJob(MethodSpec("original"), "k", "digits", "toy", 0)
+    executors.LocalExecutor().run(plan, [job], {("digits", "random"): (None, None)}, RunSummary(""))
+    assert limits == [limit] and inside == [threads or before] and torch.get_num_threads() == before

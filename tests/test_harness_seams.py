@@ -4,6 +4,7 @@ without Ray)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import mlflow
 import pytest
@@ -214,7 +215,7 @@ def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monk
     assert all(started - 1000 <= m.timestamp <= time.time() * 1000 + 1000 for m in history)
 
 
-def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch, caplog):
+def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch, caplog, capsys):
     from mubench.api import METHODS
     from mubench.cell import run_logged_cell
     from mubench.references import References
@@ -236,6 +237,7 @@ def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeyp
     assert "fs" not in run.data.metrics
     (traceback,) = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG" and "failed" in r.getMessage()]
     assert "Traceback" in traceback and "gave up on purpose" in traceback  # for whoever turns on DEBUG logging
+    assert capsys.readouterr() == ("", "")  # a quiet run prints no line for it either
 
 
 def test_the_invocation_names_the_code_it_ran(smoke_run):
@@ -336,6 +338,33 @@ def test_a_process_this_user_may_not_signal_is_alive_and_a_reused_pid_is_not(mon
     assert not tracking.process_alive(me, str(int(started) + 1))  # the pid now names a later process
 
 
+def test_a_process_start_time_holds_while_the_process_grows_and_orders_parent_before_child():
+    import subprocess
+    import sys
+
+    from mubench import tracking
+    me = os.getpid()
+    before = tracking.process_start(me)
+    ballast = bytearray(64 << 20)  # the process's memory (the next /proc field) changes; its start time must not
+    assert tracking.process_start(me) == before and len(ballast)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert int(tracking.process_start(child.pid)) >= int(before)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_pointing_mlflow_at_a_store_leaves_the_environments_tracking_uri_as_it_was(tmp_path, monkeypatch):
+    from mubench import tracking
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    tracking.point_mlflow_at(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    tracking.point_mlflow_at(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
 def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
     from mubench import tracking
     opened = []
@@ -360,3 +389,12 @@ def test_a_workers_summary_adds_its_failures_and_counts_to_the_grids():
     grid.merge(worker)
     assert (grid.cells, grid.cache_hits, grid.cache_misses) == (5, 1, 2)
     assert [f.error for f in grid.failures] == ["gave up"]
+
+
+def test_a_stable_hash_ignores_key_order_and_reads_paths_as_their_text():
+    from pathlib import Path
+
+    from mubench.config import stable_hash
+    assert stable_hash({"a": 1, "b": [2, 3]}) == stable_hash({"b": [2, 3], "a": 1})
+    assert stable_hash({"pretrained": Path("/w/model.pt")}) == stable_hash({"pretrained": "/w/model.pt"})
+    assert len(stable_hash({}, length=32)) == 32

@@ -95,6 +95,10 @@ def test_a_cells_run_records_what_it_ran_on_and_is_named_after_it(store):
     (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("mubench").experiment_id],
                                         "tags.`mubench.kind` = 'cell'")
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert {k: run.data.tags[f"mubench.{k}"] for k in ("task", "scenario", "backbone", "seed", "method", "label",
+                                                        "base", "variant")} == {
+        "task": "digits", "scenario": "random", "backbone": "toy", "seed": "3", "method": "original",
+        "label": "original", "base": "original", "variant": ""}
     params, tags = run.data.params, run.data.tags
     assert (params["task"], params["split_hash"], params["backbone"], params["seed"]) == ("digits", "toy", "toy", "3")
     assert params["task.size"] == "32"
@@ -406,3 +410,26 @@ def test_a_loop_methods_default_batches_are_augmented_shuffled_retain_from_the_c
                         seed=cell.seed + 1)
     (x, y), (x_same, y_same), (x_other, _) = next(iter(loader)), next(iter(same)), next(iter(other))
     assert torch.equal(x, x_same) and torch.equal(y, y_same) and not torch.equal(x, x_other)
+
+
+def test_the_affine_augmentation_draws_torchvisions_ranges(monkeypatch):
+    """RandomAffine(0, shear=10, scale=(0.8, 1.2)) then RandomRotation(10): each drawn uniformly per image."""
+    from mubench import data
+    drawn = {}
+    monkeypatch.setattr(data, "_warp", lambda x, scale, shear, angle: drawn.update(scale=scale, shear=shear,
+                                                                                    angle=angle) or x)
+    data._affine(torch.zeros(2000, 3, 4, 4), torch.Generator().manual_seed(0))
+    for name, (low, high) in {"scale": (0.8, 1.2), "shear": (-10.0, 10.0), "angle": (-10.0, 10.0)}.items():
+        values = drawn[name]
+        assert low <= float(values.min()) < low + 0.02 and high - 0.02 < float(values.max()) <= high, name
+
+
+def test_colour_jitter_leaves_a_grey_image_grey_and_moves_it_by_brightness_only():
+    """Contrast blends with the image's mean grey and saturation with its own grey: a uniform grey image keeps its
+    value up to the brightness factor, uniform in [0.8, 1.2]."""
+    from mubench import data
+    x = torch.full((500, 3, 4, 4), 0.25)
+    out = data._color_jitter(x, torch.Generator().manual_seed(0))
+    per_image = out.flatten(1)
+    assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image), atol=1e-6)  # still uniform grey
+    assert 0.2 - 1e-6 <= float(per_image.min()) < 0.21 and 0.29 < float(per_image.max()) <= 0.3 + 1e-6

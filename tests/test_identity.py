@@ -44,6 +44,20 @@ def test_the_closure_follows_lazy_and_relative_imports_and_stops_at_other_packag
     sys.modules.pop("keytestpkg", None)
 
 
+def test_a_relative_import_two_levels_up_resolves_to_the_grandparent_package(tmp_path, monkeypatch):
+    for folder in ("relpkg", "relpkg/sub"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "relpkg" / "sub" / "mod.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    source = b"from ..shared import helper\nfrom . import sibling\n"
+    assert identity._imported_names("relpkg.sub.mod", source) == {
+        "relpkg.shared", "relpkg.shared.helper", "relpkg.sub", "relpkg.sub.sibling"}
+    sys.modules.pop("relpkg", None)
+    sys.modules.pop("relpkg.sub", None)
+
+
 def test_a_cell_covers_the_harness_and_the_helpers_its_method_imports():
     closure = identity.source_closure((identity.CELL_ENTRY, identity.REFERENCE_ENTRY,
                                        identity.method_module("eu-k"), identity.task_module("digits")), ("mubench",))

@@ -84,3 +84,23 @@ def test_a_loop_config_left_at_its_defaults_is_what_contributing_promises():
     config = loop.LoopConfig()
     assert (config.epochs, config.optimizer, config.lr, config.momentum, config.weight_decay, config.schedule,
             config.batch_size) == (2, "sgd", 1e-3, 0.9, 5e-4, "cosine", 0)
+
+
+def test_a_methods_loader_by_default_is_shuffled_unaugmented_from_seed_zero_and_keeps_the_last_batch():
+    splits = dataclasses.replace(toy_splits(), preprocess=Preprocess((0.5,) * 3, (0.5,) * 3, "crop-flip"))
+    loader = unlearn_data(splits, 16, CPU).loader("retain")
+    assert loader.shuffle and not loader.augment and not loader.drop_last and loader.batch_size == 16
+    x, _ = next(iter(loader))
+    first = torch.randperm(len(splits.retain), generator=torch.Generator().manual_seed(0))[:16]
+    assert torch.equal(x, splits.preprocess.to_input(splits.retain.images[first]))  # as stored, never warped
+
+
+def test_a_subset_loader_is_shuffled_and_augmented_from_its_seed():
+    """What UNSIR and Bad Teaching read their retain subset through (method_tools.split_loader)."""
+    splits = dataclasses.replace(toy_splits(), preprocess=Preprocess((0.5,) * 3, (0.5,) * 3, "crop-flip"))
+    data = unlearn_data(splits, 16, CPU)
+    loader = method_tools.split_loader(splits.retain, data, 0, seed=5)
+    assert loader.shuffle and loader.augment and loader.batch_size == 16
+    same = method_tools.split_loader(splits.retain, data, 0, seed=5)
+    assert torch.equal(next(iter(loader))[0], next(iter(same))[0])
+    assert not torch.equal(next(iter(loader))[0], next(iter(method_tools.split_loader(splits.retain, data, 0, 6)))[0])

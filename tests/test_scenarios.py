@@ -183,3 +183,11 @@ def test_the_smoke_preset_keeps_the_sizes_the_readme_gives():
     from mubench.references import load_task
     splits = load_task("digits", "smoke", None)[1]
     assert [len(splits.role(r)) for r in ("retain", "forget", "val", "test")] == [240, 60, 60, 60]
+
+
+def test_a_parsed_scenario_is_immutable_and_hashable():
+    import dataclasses
+    scenario = parse_scenario("class:3")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scenario.label = 4
+    assert hash(scenario) == hash(parse_scenario("class:3"))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from mubench.losses import TaskKind, correct, distill_kl, soft_predictions, task_loss
-from mubench.training import make_optimizer, make_scheduler
+from mubench.training import fit, make_optimizer, make_scheduler
 
 
 def test_multiclass_loss_is_cross_entropy_per_sample_and_mean():
@@ -119,3 +119,14 @@ def test_a_tasks_recipe_cannot_be_changed_in_place():
     recipe = TASKS.get("digits")().recipe
     with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.epochs = recipe.epochs + 1
+
+
+def test_fit_trains_in_train_mode_and_leaves_the_model_in_eval_mode():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    modes = []
+
+    def step_loss(m, batch):
+        modes.append(m.training)
+        return m(batch).sum()
+    fit(model, lambda epoch: [torch.ones(3, 2)] * 2, step_loss, make_optimizer(model.parameters(), "sgd", 0.1), 2)
+    assert modes == [True] * 4 and not model.training
