@@ -132,20 +132,6 @@ def test_the_attack_kit_fails_a_wrong_attack(wrong, says):
         check_attack(wrong)
 
 
-def test_the_attack_registry_reads_the_mubench_attacks_entry_point_group(monkeypatch):
-    from importlib.metadata import EntryPoint
-
-    from mubench import registry
-    asked = []
-
-    def entry_points(group):
-        asked.append(group)
-        return [EntryPoint("someones-attack", "somepkg.attack:Attack", group)]
-    monkeypatch.setattr(registry, "entry_points", entry_points)
-    monkeypatch.setattr(ATTACKS, "_plugins", None)  # read the group again
-    assert "someones-attack" in ATTACKS.names() and asked == ["mubench.attacks"]
-
-
 def test_what_an_attack_reads_of_its_seed_cannot_be_changed_by_another_attack(tmp_path):
     context = SeedContext(None, toy_splits(), TOY_RECIPE, "toy", 0, None, 1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):

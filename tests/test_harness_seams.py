@@ -150,19 +150,23 @@ def test_every_builtin_is_listed_under_the_name_its_decorator_gives(registry, fo
     assert registered_in(folder, decorator) == listed
 
 
-def test_the_methods_registry_reads_the_mubench_methods_entry_point_group(monkeypatch):
+@pytest.mark.parametrize("registry_of, group", [("mubench.api:METHODS", "mubench.methods"),
+                                                ("mubench.attacks:ATTACKS", "mubench.attacks")])
+def test_a_plugin_registry_reads_its_entry_point_group(monkeypatch, registry_of, group):
+    import importlib
     from importlib.metadata import EntryPoint
 
     from mubench import registry
-    from mubench.api import METHODS
+    module, attr = registry_of.split(":")
+    plugins = getattr(importlib.import_module(module), attr)
     asked = []
 
     def entry_points(group):
         asked.append(group)
-        return [EntryPoint("someones-method", "somepkg.method:Method", group)]
+        return [EntryPoint("someones-plugin", "somepkg.plugin:Plugin", group)]
     monkeypatch.setattr(registry, "entry_points", entry_points)
-    monkeypatch.setattr(METHODS, "_plugins", None)  # read the group again
-    assert "someones-method" in METHODS.names() and asked == ["mubench.methods"]
+    monkeypatch.setattr(plugins, "_plugins", None)  # read the group again
+    assert "someones-plugin" in plugins.names() and asked == [group]
 
 
 def test_a_methods_loader_is_on_the_cells_device():
