@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from mubench.data import ROLES, Preprocess, Split, Splits
-from mubench.losses import TaskKind
-from mubench.tasks import Task, read_manifest, register_task, write_manifest
-from mubench.training import Recipe
+from mubench.data.splits import ROLES, Preprocess, Split, Splits
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import Task, read_manifest, register_task, write_manifest
+from mubench.data.tasks import Recipe
 
 SPLIT_SEED = 0
 

@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mubench.data import ROLES, Preprocess, Splits
-from mubench.errors import MubenchError
-from mubench.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, check_disjoint, check_on_disk,
+from mubench.data.splits import ROLES, Preprocess, Splits
+from mubench.core.errors import MubenchError
+from mubench.data.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, check_disjoint, check_on_disk,
                             missing_file, require_root)
-from mubench.losses import TaskKind
-from mubench.tasks import Task, read_manifest, register_task, write_manifest
-from mubench.training import Recipe
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import Task, read_manifest, register_task, write_manifest
+from mubench.data.tasks import Recipe
 
 log = logging.getLogger(__name__)
 

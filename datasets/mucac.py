@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mubench.data import Preprocess, Splits
-from mubench.errors import MubenchError
-from mubench.images import (DecodeSpec, Listing, build_splits, check_disjoint, check_on_disk, missing_file,
+from mubench.data.splits import Preprocess, Splits
+from mubench.core.errors import MubenchError
+from mubench.data.images import (DecodeSpec, Listing, build_splits, check_disjoint, check_on_disk, missing_file,
                             read_rule_manifest, require_root, write_rule_manifest)
-from mubench.losses import TaskKind
-from mubench.tasks import Task, register_task
-from mubench.training import Recipe
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import Task, register_task
+from mubench.data.tasks import Recipe
 
 log = logging.getLogger(__name__)
 

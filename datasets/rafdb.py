@@ -31,13 +31,13 @@ import random
 import re
 from pathlib import Path
 
-from mubench.data import ROLES, Preprocess, Splits
-from mubench.errors import MubenchError
-from mubench.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, check_disjoint, check_labels,
+from mubench.data.splits import ROLES, Preprocess, Splits
+from mubench.core.errors import MubenchError
+from mubench.data.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, check_disjoint, check_labels,
                             check_on_disk, missing_file, read_rule_manifest, require_root, write_rule_manifest)
-from mubench.losses import TaskKind
-from mubench.tasks import Task, register_task
-from mubench.training import Recipe
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import Task, register_task
+from mubench.data.tasks import Recipe
 
 log = logging.getLogger(__name__)
 

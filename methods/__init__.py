@@ -1,4 +1,4 @@
 """Unlearning methods (installed as `mubench.methods`): one file per method, each registered by name.
 
-Built-ins are declared in `mubench.api.METHODS`; a test checks every file here is declared there.
+Built-ins are declared in `mubench.unlearn.api.METHODS`; a test checks every file here is declared there.
 """

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.search import LogUniform, Uniform
-from mubench.data import Split
-from mubench.losses import TaskKind, distill_kl, soft_predictions
-from mubench.method_tools import frozen_copy, reinitialise, retain_subset, split_loader
-from mubench.training import fit, make_optimizer
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.core.search import LogUniform, Uniform
+from mubench.data.splits import Split
+from mubench.core.losses import TaskKind, distill_kl, soft_predictions
+from mubench.unlearn.method_tools import frozen_copy, reinitialise, retain_subset, split_loader
+from mubench.train.training import fit, make_optimizer
 
 
 def bad_teaching_loss(student_logits: torch.Tensor, competent_logits: torch.Tensor,

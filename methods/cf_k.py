@@ -15,10 +15,10 @@ from typing import Literal
 
 from torch import nn
 
-from mubench.api import register_method
-from mubench.search import IntRange, LogUniform
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.method_tools import last_stages
+from mubench.unlearn.api import register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.unlearn.method_tools import last_stages
 
 
 @register_method("cf-k")

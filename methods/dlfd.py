@@ -53,7 +53,7 @@ the δ of a pixel ends at either bound; that is their value (where their code le
 
 Thresholds. Theirs are on |MIA − 0.5| from `evaluation/mia.py` `MIA()` on forget vs val with no balancing (logistic
 regression on the loss, 10-fold stratified shuffle split, test 10 %). mubench's monitor is the balanced attack of
-`mubench.metrics.mia_scores` (FS = 2|MIA − 0.5|). A threshold is carried over as the signal it stood for: member
+`mubench.scores.metrics.mia_scores` (FS = 2|MIA − 0.5|). A threshold is carried over as the signal it stood for: member
 losses are drawn as non-member losses scaled by s < 1 (i.i.d. exponential; s = 1: no signal); s_t is the signal at
 which their attack, at their set sizes, reads their threshold t on average; the preset is the larger of
 (a) the mean FS mubench's monitor reads at s_t, at the task's set sizes, and (b) the FS that 95 % of no-signal
@@ -90,14 +90,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.search import IntRange, LogUniform, Uniform
-from mubench.data import Preprocess
-from mubench.errors import MubenchError
-from mubench.losses import TaskKind, task_loss
-from mubench.method_tools import endless
-from mubench.metrics import forgetting_score, mia_scores
-from mubench.training import make_optimizer
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.core.search import IntRange, LogUniform, Uniform
+from mubench.data.splits import Preprocess
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind, task_loss
+from mubench.unlearn.method_tools import endless
+from mubench.scores.metrics import forgetting_score, mia_scores
+from mubench.train.training import make_optimizer
 
 CHOICES = {"ot": ("exact", "sinkhorn"), "cost": ("cosine", "sqeuclidean"), "features": ("penultimate", "logits"),
            "ce_schedule": ("linear", "constant", "off")}
@@ -132,7 +132,7 @@ def no_signal_fs(n_members: int, n_nonmembers: int, quantile: float = 0.95, draw
     """The FS that `quantile` of no-signal models stay under on the monitor's attack at these set sizes.
 
     Members and non-members get losses from one distribution (i.i.d. exponential: a label permutation of a pooled
-    set, in effect), scored by the very attack ctx.monitor() runs (mubench.metrics.mia_scores: balanced, 10-fold
+    set, in effect), scored by the very attack ctx.monitor() runs (mubench.scores.metrics.mia_scores: balanced, 10-fold
     stratified shuffle split). How the task presets' thresholds were placed: see the module docstring.
     """
     rng = np.random.RandomState(seed)

@@ -2,7 +2,7 @@
 
 The last k stages start from fresh weights, initialised as torchvision initialises the backbone's family
 (kaiming-normal convolutions, normalisation weight 1 and bias 0 with fresh running statistics, the family's
-Linear init; `mubench.method_tools.reinitialise`), not with PyTorch's per-layer `reset_parameters()` defaults.
+Linear init; `mubench.unlearn.method_tools.reinitialise`), not with PyTorch's per-layer `reset_parameters()` defaults.
 The stages below stay frozen, in eval mode, exactly the original's. Unlike the DLFD authors' code, which
 fine-tunes without re-initialising (i.e. CF-k), the forgotten samples' traces in the last k stages are erased.
 
@@ -16,10 +16,10 @@ from typing import Literal
 
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.method_tools import last_stages, reinitialise
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.unlearn.method_tools import last_stages, reinitialise
 
 
 @register_method("eu-k")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mubench.api import register_method
-from mubench.search import IntRange, LogUniform
-from mubench.loop import LoopConfig, LoopUnlearner
+from mubench.unlearn.api import register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 
 
 @register_method("finetune")

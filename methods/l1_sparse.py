@@ -18,11 +18,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform
-from mubench.data import BatchLoader
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.data.splits import BatchLoader
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.core.losses import task_loss
 
 
 def l1_coefficient(gamma: float, epoch: int, epochs: int) -> float:

@@ -11,10 +11,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.core.losses import task_loss
 
 
 @register_method("neggrad")

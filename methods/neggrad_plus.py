@@ -18,13 +18,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform, Uniform
-from mubench.data import BatchLoader
-from mubench.errors import MubenchError
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import TaskKind, task_loss
-from mubench.method_tools import endless
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform, Uniform
+from mubench.data.splits import BatchLoader
+from mubench.core.errors import MubenchError
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.core.losses import TaskKind, task_loss
+from mubench.unlearn.method_tools import endless
 
 
 class RetainWithForget:

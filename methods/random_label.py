@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.method_tools import RelabelledForgetThenRetain
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.unlearn.method_tools import RelabelledForgetThenRetain
 
 
 @register_method("random-label")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
 
 
 @register_method("original")

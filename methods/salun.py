@@ -30,13 +30,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, register_method
-from mubench.search import IntRange, LogUniform, Uniform
-from mubench.errors import MubenchError
-from mubench.loop import LoopConfig, LoopUnlearner
-from mubench.losses import task_loss
-from mubench.method_tools import RelabelledForgetThenRetain
-from mubench.training import fit, make_optimizer, make_scheduler
+from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
+from mubench.core.search import IntRange, LogUniform, Uniform
+from mubench.core.errors import MubenchError
+from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.core.losses import task_loss
+from mubench.unlearn.method_tools import RelabelledForgetThenRetain
+from mubench.train.training import fit, make_optimizer, make_scheduler
 
 
 def forget_gradient(model: nn.Module, data: UnlearnData, batch_size: int | None = None) -> dict[str, torch.Tensor]:

@@ -20,11 +20,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.search import IntRange, LogUniform
-from mubench.losses import TaskKind, distill_kl, soft_predictions, task_loss
-from mubench.method_tools import frozen_copy
-from mubench.training import fit, make_optimizer
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.core.search import IntRange, LogUniform
+from mubench.core.losses import TaskKind, distill_kl, soft_predictions, task_loss
+from mubench.unlearn.method_tools import frozen_copy
+from mubench.train.training import fit, make_optimizer
 
 
 def scrub_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: TaskKind,

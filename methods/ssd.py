@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.search import LogUniform
-from mubench.data import BatchLoader
-from mubench.losses import TaskKind, task_loss
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.core.search import LogUniform
+from mubench.data.splits import BatchLoader
+from mubench.core.losses import TaskKind, task_loss
 
 
 def importances(model: nn.Module, batches: BatchLoader, kind: TaskKind) -> dict[str, torch.Tensor]:

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mubench.api import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.search import LogUniform
-from mubench.data import BatchLoader
-from mubench.losses import TaskKind, task_loss
-from mubench.method_tools import retain_subset, split_loader
-from mubench.training import fit, make_optimizer
+from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register_method
+from mubench.core.search import LogUniform
+from mubench.data.splits import BatchLoader
+from mubench.core.losses import TaskKind, task_loss
+from mubench.unlearn.method_tools import retain_subset, split_loader
+from mubench.train.training import fit, make_optimizer
 
 
 def noise_loss(logits: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, l2: float,

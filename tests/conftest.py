@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mubench.cli import main
+from mubench.cli.main import main
 
 SMOKE_METHODS = "finetune"  # the Original and Retrain rows come with every run
 

@@ -1,4 +1,4 @@
-"""The GPU fast path (mubench.accel), checked on the CPU: off there by default, so CPU numbers are plain float32
+"""The GPU fast path (mubench.core.accel), checked on the CPU: off there by default, so CPU numbers are plain float32
 PyTorch's; forced on, it runs the same code as on CUDA (bf16 autocast, channels-last, the device-side batch path)
 and moves scores by no more than bf16 rounding does.
 
@@ -12,11 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mubench import accel, metrics
-from mubench.data import BatchLoader, Preprocess, Split
-from mubench.losses import TaskKind
-from mubench.testing import run_on_toy, single_thread, toy_cell, toy_model, toy_splits
-from mubench.training import Recipe, fit, make_optimizer, train_reference
+from mubench.core import accel
+
+from mubench.scores import metrics
+from mubench.data.splits import BatchLoader, Preprocess, Split
+from mubench.core.losses import TaskKind
+from mubench.kits.method_kit import run_on_toy, single_thread, toy_cell, toy_model, toy_splits
+from mubench.train.training import fit, make_optimizer, train_reference
+from mubench.data.tasks import Recipe
 
 CPU = torch.device("cpu")
 ACCURACY_TOLERANCE = 1 / 16

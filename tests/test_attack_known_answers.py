@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from mubench import lira, shadows, ulira
-from mubench.attacks import resolve_attacks
-from mubench.data import Preprocess, Split, Splits
-from mubench.losses import TaskKind
-from mubench.plan import MethodSpec, RunPlan
-from mubench.references import References
-from mubench.testing import TOY_RECIPE, toy_model
+from mubench.attacks import lira
+
+from mubench.attacks import shadows
+
+from mubench.attacks import ulira
+from mubench.attacks.base import resolve_attacks
+from mubench.data.splits import Preprocess, Split, Splits
+from mubench.core.losses import TaskKind
+from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.harness.references import References
+from mubench.kits.method_kit import TOY_RECIPE, toy_model
 
 K, N_FORGET = 16, 16
 UNSEEN_LABELS = [1] * 20 + [0] * 5 + [2] * 5  # 20 non-members of the forgotten class: one false positive is 5 % FPR
@@ -192,7 +196,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     unseen images."""
     import mlflow
 
-    from mubench import executors
+    from mubench.run import executors
     splits = class_wise_splits()
     pool = shadows.attack_pool(splits)
     device = torch.device("cpu")
@@ -214,7 +218,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
         assert scorer is None and asked == []
         return
     target = toy_model(3, width=4, seed=7)
-    from mubench.tracking import open_store
+    from mubench.core.tracking import open_store
     open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)  # not mlflow.set_tracking_uri: it exports the URI
     with mlflow.start_run() as run:
         scores = scorer(target, MethodSpec("original"))
@@ -276,7 +280,7 @@ def test_shadow_phi_is_kept_in_double_precision(tmp_path, monkeypatch):
 def test_each_shadow_is_unlearned_from_the_cells_seed_whatever_ran_before(fixed_shadows, monkeypatch, tmp_path):
     """A method that draws from torch's global generator gives the same unlearned shadows on every call: each
     shadow's unlearning starts from the cell's seed, as the cell's own unlearning does."""
-    from mubench.api import METHODS
+    from mubench.unlearn.api import METHODS
     splits = fixed_shadows[0]
     models = [toy_model(3, width=4, seed=100 + k) for k in range(4)]
     monkeypatch.setattr(ulira, "shadow_model", lambda plan, s, r, b, seed, index, retain_only=False:

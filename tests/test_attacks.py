@@ -1,4 +1,4 @@
-"""The attack registry (mubench.attacks): `--attack` names, what each registered attack declares, and how a run's
+"""The attack registry (mubench.attacks.base): `--attack` names, what each registered attack declares, and how a run's
 attacks reach its cells' keys, tags and scores."""
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mubench import identity
-from mubench.attack_kit import check_attack
-from mubench.attacks import (ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
+from mubench.harness import keys
+from mubench.run import cell_keys
+from mubench.kits.attack_kit import check_attack
+from mubench.attacks.base import (ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
                              shadow_need)
-from mubench.errors import MubenchError
-from mubench.plan import MethodSpec, RunPlan
-from mubench.testing import TOY_RECIPE, toy_splits
+from mubench.core.errors import MubenchError
+from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.kits.method_kit import TOY_RECIPE, toy_splits
 
 
 @pytest.mark.parametrize("text, names", [
@@ -72,11 +73,11 @@ def test_an_attack_without_shadows_keys_its_cells_by_its_code_and_not_the_shadow
     monkeypatch.setitem(ATTACKS._entries, "silent", Silent)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    attacks=("silent",))
-    fields = identity.attack_fields(plan)
+    fields = cell_keys.attack_fields(plan)
     assert fields["attack"] == "silent" and fields["shadows"] == 0
-    assert identity.attack_fields(dataclasses.replace(plan, shadows=64)) == fields
+    assert cell_keys.attack_fields(dataclasses.replace(plan, shadows=64)) == fields
     splits = dataclasses.replace(toy_splits(), task="digits")
-    keys = {identity.cell_key(p, MethodSpec("finetune"), splits, TOY_RECIPE, "toy", 0, 1)
+    keys = {cell_keys.cell_key(p, MethodSpec("finetune"), splits, TOY_RECIPE, "toy", 0, 1)
             for p in (plan, dataclasses.replace(plan, attacks=()), dataclasses.replace(plan, attacks=("lira",)))}
     assert len(keys) == 3
 

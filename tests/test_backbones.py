@@ -2,8 +2,8 @@ import pytest
 import torch
 import torchvision
 
-from mubench.backbones import build_backbone
-from mubench.errors import MubenchError
+from mubench.train.backbones import build_backbone
+from mubench.core.errors import MubenchError
 
 
 @pytest.mark.parametrize("name", ["resnet18", "densenet121", "efficientnet_b0"])

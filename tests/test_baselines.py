@@ -13,12 +13,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from mubench.api import METHODS
-from mubench.backbones import build_backbone
-from mubench.errors import MubenchError
-from mubench.losses import TaskKind, distill_kl
-from mubench.method_tools import endless, frozen_copy, last_stages, reinitialise, retain_subset
-from mubench.testing import run_on_toy, single_thread, toy_cell
+from mubench.unlearn.api import METHODS
+from mubench.train.backbones import build_backbone
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind, distill_kl
+from mubench.unlearn.method_tools import endless, frozen_copy, last_stages, reinitialise, retain_subset
+from mubench.kits.method_kit import run_on_toy, single_thread, toy_cell
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,7 @@ def linear(weight, bias=None):
     return layer
 
 
-# --- shared helpers (mubench.method_tools) ----------------------------------------------------------------
+# --- shared helpers (mubench.unlearn.method_tools) ----------------------------------------------------------------
 
 def test_distill_kl_known_answers():
     expected = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL((.5,.5) ‖ (.9,.1))

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mubench.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, TIE_NOTE, _cell, _fmt, board_name, board_title, full_key,
+from mubench.boards.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, TIE_NOTE, _cell, _fmt, board_name, board_title, full_key,
                                  latest_cells, rank_labels, render_ablation, render_all, render_board, render_index,
                                  summarise, table, write_index)
-from mubench.tracking import TAG, open_experiment
+from mubench.core.tracking import TAG, open_experiment
 
 T2 = 4.302653  # t(0.975, 2): three seeds
 

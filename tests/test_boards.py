@@ -13,11 +13,11 @@ from cmarkgfm.cmark import Options
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from mubench import metrics
-from mubench.data import Preprocess, Split, Splits
-from mubench.leaderboard import latest_cells, render_all, render_board
-from mubench.losses import TaskKind
-from mubench.tracking import EXPERIMENT, TAG, open_experiment
+from mubench.scores import metrics
+from mubench.data.splits import Preprocess, Split, Splits
+from mubench.boards.leaderboard import latest_cells, render_all, render_board
+from mubench.core.losses import TaskKind
+from mubench.core.tracking import EXPERIMENT, TAG, open_experiment
 
 BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from mubench.cache import ModelCache
-from mubench.testing import toy_model
+from mubench.train.cache import ModelCache
+from mubench.kits.method_kit import toy_model
 
 FIELDS = {"task": "toy", "split_hash": "abc", "backbone": "toy", "seed": 0, "role": "original"}
 
@@ -89,7 +89,7 @@ def test_a_cache_folder_that_does_not_exist_yet_is_made_and_reused(tmp_path):
 
 
 def test_a_write_that_fails_leaves_neither_the_file_nor_a_temporary_one(tmp_path):
-    from mubench.cache import _atomic_write
+    from mubench.train.cache import _atomic_write
 
     def breaks(handle):
         handle.write(b"half a checkpoint")

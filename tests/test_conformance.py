@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from mubench.api import METHODS, Unlearner
-from mubench.losses import task_loss
-from mubench.testing import CHECKS, reachable_test_paths, toy_cell
+from mubench.unlearn.api import METHODS, Unlearner
+from mubench.core.losses import task_loss
+from mubench.kits.method_kit import CHECKS, reachable_test_paths, toy_cell
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -101,7 +101,7 @@ class Keeps(Unlearner):
 
 @pytest.mark.parametrize("route", ["data", "ctx"])
 def test_the_kit_finds_test_reachable_from_the_data_or_the_context_a_method_is_given(route, monkeypatch):
-    from mubench import testing
+    from mubench.kits import method_kit as testing
     cell = toy_cell()
     if route == "data":
         monkeypatch.setattr(cell.data, "notes", {"all": cell.splits}, raising=False)

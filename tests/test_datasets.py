@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import fixtures_faces as ff
-from mubench import images
-from mubench.cli import main
-from mubench.data import ROLES, Preprocess
-from mubench.errors import MubenchError
-from mubench.losses import TaskKind
-from mubench.tasks import SMOKE_CAPS, TASKS, manifest_path
+from mubench.data import images
+from mubench.cli.main import main
+from mubench.data.splits import ROLES, Preprocess
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import SMOKE_CAPS, TASKS, manifest_path
 from mubench.datasets import imagefolder, mucac, mufac, rafdb
 
 FACE_TASKS = ("mufac", "rafdb", "mucac-gender", "mucac-multi")
@@ -133,7 +133,7 @@ def test_a_tampered_manifest_is_refused(tmp_path, monkeypatch):
     copy.parent.mkdir()
     copy.write_text(manifest_path("mufac").read_text().replace("1500", "1400"))
     copy.with_suffix(".json.sha256").write_text(manifest_path("mufac").with_suffix(".json.sha256").read_text())
-    monkeypatch.setattr("mubench.tasks.manifest_path", lambda task: copy)
+    monkeypatch.setattr("mubench.data.tasks.manifest_path", lambda task: copy)
     with pytest.raises(MubenchError, match="SHA-256"):
         load("mufac", ff.make_mufac(tmp_path / "root"))
 
@@ -202,7 +202,7 @@ def test_flip_affine_jitter_is_seeded_by_the_loader_and_leaves_other_kinds_alone
 def test_the_affine_warp_matches_torchvision(scale, shear, angle):
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as tvf
-    from mubench import data
+    from mubench.data import splits as data
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # not the global RNG's state
     image = torch.nn.functional.avg_pool2d(image, 5, 1, 2)  # smooth, so interpolation details barely matter
     ours = data._warp(image.clone(), torch.tensor([scale]), torch.tensor([shear]), torch.tensor([angle]))
@@ -335,8 +335,8 @@ def test_imagefolder_writes_a_stratified_manifest_once_and_reuses_it(tmp_path, d
 
 
 def test_imagefolder_options_change_the_split_and_its_hash(tmp_path):
-    from mubench.references import load_task
-    from mubench.tasks import task_options
+    from mubench.data.tasks import load_task
+    from mubench.data.tasks import task_options
     root = ff.make_imagefolder(tmp_path / "root", classes=2, per_class=20)
     default = load_task("imagefolder", "default", root)[1]
     options = task_options(["imagefolder"], ["imagefolder.val=0.2", "imagefolder.forget=0.3", "imagefolder.seed=1",
@@ -571,7 +571,7 @@ def test_face_task_end_to_end_at_128_pixels(tmp_path, task):
 def test_writing_a_committed_manifests_roles_gives_back_the_committed_file(task, tmp_path):
     """The format (key order, indentation, final newline) is part of the manifest's hash: regenerating a manifest
     from the same roles must reproduce the committed bytes and their recorded SHA-256."""
-    from mubench.tasks import manifest_path, read_manifest, write_manifest
+    from mubench.data.tasks import manifest_path, read_manifest, write_manifest
     roles, digest = read_manifest(task)
     copy = tmp_path / f"{task}.json"
     assert write_manifest(task, roles, copy) == digest

@@ -17,13 +17,13 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import mubench.methods.dlfd as dlfd_module
-from mubench.api import METHODS, MonitorReading
-from mubench.data import Preprocess
-from mubench.errors import MubenchError
-from mubench.losses import TaskKind, task_loss
+from mubench.unlearn.api import METHODS, MonitorReading
+from mubench.data.splits import Preprocess
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind, task_loss
 from mubench.methods.dlfd import DLFD, no_signal_fs, ot_distance
-from mubench.metrics import forgetting_score, mia_scores
-from mubench.testing import toy_cell
+from mubench.scores.metrics import forgetting_score, mia_scores
+from mubench.kits.method_kit import toy_cell
 
 BATCH = 8
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 import fixtures_faces as ff
 from test_datasets import assert_user_error, check, load  # the face tasks' shared test helpers
-from mubench.cli import main
-from mubench.data import ROLES
+from mubench.cli.main import main
+from mubench.data.splits import ROLES
 from mubench.datasets import fer2013
-from mubench.tasks import SMOKE_CAPS, TASKS, manifest_path, read_manifest
+from mubench.data.tasks import SMOKE_CAPS, TASKS, manifest_path, read_manifest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013"
 SAMPLE, RELEASE_LIST = SHARED / "sample", SHARED / "files.tsv"

@@ -16,10 +16,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from mubench.cache import ModelCache
-from mubench.errors import MubenchError
-from mubench.leaderboard import TIE_NOTE, latest_cells, rank_labels, render_board, tied_with_leader
-from mubench.tracking import finished_cell_keys
+from mubench.train.cache import ModelCache
+from mubench.core.errors import MubenchError
+from mubench.boards.leaderboard import TIE_NOTE, latest_cells, rank_labels, render_board, tied_with_leader
+from mubench.core.tracking import finished_cell_keys
 
 MUBENCH = Path(sys.executable).parent / "mubench"
 PLUGINS = Path(__file__).parent / "plugins"
@@ -102,7 +102,7 @@ def test_tie_rule_is_the_paired_t_interval():
 
 def test_a_difference_on_the_intervals_edge_is_a_tie(monkeypatch):
     """The interval is closed: with t = 1 and differences 0 and 2, the mean (1) equals the half-width (√2 / √2)."""
-    from mubench import leaderboard
+    from mubench.boards import leaderboard
     monkeypatch.setattr(leaderboard.stats.t, "ppf", lambda q, df: 1.0)
     assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 2.0, 1: 1.0}]) == [True, True]
     assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 1.999, 1: 1.0}]) == [False, False]
@@ -151,7 +151,7 @@ def test_a_process_waiting_on_a_reference_loads_it_instead_of_training(tmp_path)
 # Executor choice ------------------------------------------------------------------------------------------------
 
 def test_ray_executor_without_ray_names_the_extra(monkeypatch, tmp_path, cli):
-    from mubench.executors import make_executor
+    from mubench.run.executors import make_executor
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(MubenchError, match=r"install mubench\[ray\]"):
         make_executor("ray")
@@ -163,8 +163,8 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch, tmp_path, cli):
 
 @pytest.mark.parametrize("quiet", [True, False])
 def test_the_ray_executor_joins_the_cluster_it_is_given_and_always_lets_go(monkeypatch, tmp_path, quiet):
-    from mubench import executors
-    from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
+    from mubench.run import executors
+    from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
     calls = []
 
     class FakeRay:
@@ -319,8 +319,8 @@ def test_a_dead_ray_worker_loses_its_cell_only(failing_plugin, tmp_path):
 @pytest.mark.parametrize("executor, threads, expected", [("local", 3, 3), ("ray", 0, 1), ("ray", 2, 2)])
 def test_a_cells_torch_threads_follow_the_threads_option(tmp_path, executor, threads, expected):
     """--threads 0: every core locally, one per Ray actor (the option's help); a cell key holds the count."""
-    from mubench.grid import cell_threads
-    from mubench.plan import RunPlan
+    from mubench.run.grid import cell_threads
+    from mubench.harness.plan import RunPlan
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    executor=executor, threads=threads)
     assert cell_threads(plan) == expected
@@ -334,8 +334,8 @@ def test_the_local_executor_holds_torch_and_the_numeric_libraries_to_the_threads
     import contextlib
 
     import threadpoolctl
-    from mubench import executors
-    from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
+    from mubench.run import executors
+    from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
     limits, inside = [], []
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n: limits.append(n) or contextlib.nullcontext())
     monkeypatch.setattr(executors, "run_seed", lambda *args: inside.append(torch.get_num_threads()))

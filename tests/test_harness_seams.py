@@ -11,12 +11,12 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from mubench import executors
-from mubench.config import build_config
-from mubench.errors import MubenchError
-from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
-from mubench.testing import TOY_RECIPE, toy_splits
-from mubench.tracking import EXPERIMENT, TAG, open_store
+from mubench.run import executors
+from mubench.core.config import build_config
+from mubench.core.errors import MubenchError
+from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
+from mubench.kits.method_kit import TOY_RECIPE, toy_splits
+from mubench.core.tracking import EXPERIMENT, TAG, open_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +87,13 @@ def test_a_cell_lost_before_its_run_opened_gets_a_failed_run_a_board_and_a_rerun
 
 
 def test_an_actor_prepares_the_reference_and_the_shadow_of_the_seed_it_is_handed(store, monkeypatch):
-    import mubench.shadows
+    import mubench.attacks.shadows
     monkeypatch.setattr(executors, "_limit_threads", lambda threads: None)  # keep this process's thread count
     prepared = []
     monkeypatch.setattr(executors, "train_reference_role",
                         lambda plan, splits, recipe, backbone, seed, role, summary:
                         prepared.append(("reference", backbone, seed, role)))
-    monkeypatch.setattr(mubench.shadows, "shadow_set",
+    monkeypatch.setattr(mubench.attacks.shadows, "shadow_set",
                         lambda plan, splits, recipe, backbone, seed, count, indices=None:
                         prepared.append(("shadow", backbone, seed, count, indices)))
     worker = executors.CellWorker(dataclasses.replace(store, shadows=8), "parent", 1)
@@ -131,7 +131,7 @@ def registered_in(folder: str, decorator: str) -> dict[str, str]:
     import re
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
-    package = {"methods": "mubench.methods", "datasets": "mubench.datasets", "mubench": "mubench"}[folder]
+    package = {"methods": "mubench.methods", "datasets": "mubench.datasets", "mubench/train": "mubench.train"}[folder]
     found = {}
     for path in sorted((root / folder).glob("*.py")):
         text = path.read_text()
@@ -141,8 +141,8 @@ def registered_in(folder: str, decorator: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("registry, folder, decorator", [
-    ("mubench.api:METHODS", "methods", "register_method"), ("mubench.tasks:TASKS", "datasets", "register_task"),
-    ("mubench.backbones:BACKBONES", "mubench", r"BACKBONES\.register")])
+    ("mubench.unlearn.api:METHODS", "methods", "register_method"), ("mubench.data.tasks:TASKS", "datasets", "register_task"),
+    ("mubench.train.backbones:BACKBONES", "mubench/train", r"BACKBONES\.register")])
 def test_every_builtin_is_listed_under_the_name_its_decorator_gives(registry, folder, decorator):
     import importlib
     module, attr = registry.split(":")
@@ -150,13 +150,13 @@ def test_every_builtin_is_listed_under_the_name_its_decorator_gives(registry, fo
     assert registered_in(folder, decorator) == listed
 
 
-@pytest.mark.parametrize("registry_of, group", [("mubench.api:METHODS", "mubench.methods"),
-                                                ("mubench.attacks:ATTACKS", "mubench.attacks")])
+@pytest.mark.parametrize("registry_of, group", [("mubench.unlearn.api:METHODS", "mubench.methods"),
+                                                ("mubench.attacks.base:ATTACKS", "mubench.attacks")])
 def test_a_plugin_registry_reads_its_entry_point_group(monkeypatch, registry_of, group):
     import importlib
     from importlib.metadata import EntryPoint
 
-    from mubench import registry
+    from mubench.core import registry
     module, attr = registry_of.split(":")
     plugins = getattr(importlib.import_module(module), attr)
     asked = []
@@ -170,7 +170,7 @@ def test_a_plugin_registry_reads_its_entry_point_group(monkeypatch, registry_of,
 
 
 def test_a_methods_loader_is_on_the_cells_device():
-    from mubench.api import UnlearnData
+    from mubench.unlearn.api import UnlearnData
     splits = toy_splits()
     data = UnlearnData(splits.retain, splits.forget, splits.val, splits.kind, splits.num_outputs, splits.preprocess,
                        16, torch.device("cuda"))  # a loader is only built here, never iterated
@@ -182,7 +182,7 @@ def test_a_methods_loader_is_on_the_cells_device():
 
 
 def test_the_monitor_leaves_a_model_in_the_mode_it_found_it_in():
-    from mubench.testing import toy_cell
+    from mubench.kits.method_kit import toy_cell
     cell = toy_cell()
     ctx, model = cell.context(), cell.model()
     for training in (True, False):
@@ -196,10 +196,10 @@ def test_the_monitor_leaves_a_model_in_the_mode_it_found_it_in():
 def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monkeypatch):
     import time
 
-    from mubench.api import METHODS
-    from mubench.cell import run_logged_cell
-    from mubench.references import References
-    from mubench.testing import toy_cell
+    from mubench.unlearn.api import METHODS
+    from mubench.run.cell import run_logged_cell
+    from mubench.harness.references import References
+    from mubench.kits.method_kit import toy_cell
 
     def unlearn(self, model, data, ctx):
         ctx.log_metric("curve", 0.5)
@@ -220,10 +220,10 @@ def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monk
 
 
 def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeypatch, caplog, capsys):
-    from mubench.api import METHODS
-    from mubench.cell import run_logged_cell
-    from mubench.references import References
-    from mubench.testing import toy_cell
+    from mubench.unlearn.api import METHODS
+    from mubench.run.cell import run_logged_cell
+    from mubench.harness.references import References
+    from mubench.kits.method_kit import toy_cell
 
     def unlearn(self, model, data, ctx):
         raise MubenchError("the method gave up on purpose.")
@@ -246,7 +246,7 @@ def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeyp
 
 def test_the_invocation_names_the_code_it_ran(smoke_run):
     out = smoke_run[0]
-    from mubench.tracking import provenance_tags
+    from mubench.core.tracking import provenance_tags
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     (parent,) = client.search_runs([experiment], f"tags.`{TAG}kind` = 'invocation'")
@@ -269,7 +269,7 @@ def test_the_invocation_is_named_and_says_which_executor_and_process_ran_it(smok
 # The model cache ---------------------------------------------------------------------------------------------------
 
 def test_a_new_cache_format_misses_every_old_entry(tmp_path, monkeypatch):
-    from mubench import cache
+    from mubench.train import cache
     fields = {"task": "digits", "seed": 0}
     before = cache.ModelCache(tmp_path).key(fields)
     monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
@@ -277,7 +277,7 @@ def test_a_new_cache_format_misses_every_old_entry(tmp_path, monkeypatch):
 
 
 def test_an_invocation_with_a_failed_cell_ends_failed_and_counts_it(tmp_path, cli, monkeypatch):
-    from mubench.api import METHODS
+    from mubench.unlearn.api import METHODS
 
     def unlearn(self, model, data, ctx):
         raise MubenchError("finetune gave up on purpose.")
@@ -300,7 +300,7 @@ def test_only_running_runs_of_gone_processes_on_this_host_are_marked_killed(stor
     import subprocess
     import sys
 
-    from mubench.tracking import mark_dead_runs_killed
+    from mubench.core.tracking import mark_dead_runs_killed
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = gone.stdout.strip()
     host = socket.gethostname()
@@ -323,7 +323,7 @@ def test_only_running_runs_of_gone_processes_on_this_host_are_marked_killed(stor
 def test_a_process_this_user_may_not_signal_is_alive_and_a_reused_pid_is_not(monkeypatch):
     import os
 
-    from mubench import tracking
+    from mubench.core import tracking
 
     sent = []
 
@@ -346,7 +346,7 @@ def test_a_process_start_time_holds_while_the_process_grows_and_orders_parent_be
     import subprocess
     import sys
 
-    from mubench import tracking
+    from mubench.core import tracking
     me = os.getpid()
     before = tracking.process_start(me)
     ballast = bytearray(64 << 20)  # the process's memory (the next /proc field) changes; its start time must not
@@ -360,7 +360,7 @@ def test_a_process_start_time_holds_while_the_process_grows_and_orders_parent_be
 
 
 def test_pointing_mlflow_at_a_store_leaves_the_environments_tracking_uri_as_it_was(tmp_path, monkeypatch):
-    from mubench import tracking
+    from mubench.core import tracking
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     tracking.point_mlflow_at(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"
@@ -370,7 +370,7 @@ def test_pointing_mlflow_at_a_store_leaves_the_environments_tracking_uri_as_it_w
 
 
 def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
-    from mubench import tracking
+    from mubench.core import tracking
     opened = []
     monkeypatch.setattr(tracking, "open_experiment", lambda uri, root=None: opened.append((uri, root)) or "7")
     assert tracking.open_store("http://127.0.0.1:5999", tmp_path / "out") == "7"
@@ -381,13 +381,13 @@ def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
 
 
 def test_method_specs_put_the_original_and_retrain_rows_first_unless_told_not_to():
-    from mubench.plan import method_specs
+    from mubench.harness.plan import method_specs
     assert [s.row for s in method_specs(["finetune"], [])] == ["original", "retrain", "finetune"]
     assert [s.row for s in method_specs(["finetune"], [], references=False)] == ["finetune"]
 
 
 def test_a_workers_summary_adds_its_failures_and_counts_to_the_grids():
-    from mubench.plan import CellFailure
+    from mubench.harness.plan import CellFailure
     grid, worker = RunSummary("p", cells=2, cache_hits=1), RunSummary("p", cells=3, cache_misses=2)
     worker.failures.append(CellFailure("finetune", "digits", "resnet18", 0, "gave up"))
     grid.merge(worker)
@@ -398,7 +398,7 @@ def test_a_workers_summary_adds_its_failures_and_counts_to_the_grids():
 def test_a_stable_hash_ignores_key_order_and_reads_paths_as_their_text():
     from pathlib import Path
 
-    from mubench.config import stable_hash
+    from mubench.core.config import stable_hash
     assert stable_hash({"a": 1, "b": [2, 3]}) == stable_hash({"b": [2, 3], "a": 1})
     assert stable_hash({"pretrained": Path("/w/model.pt")}) == stable_hash({"pretrained": "/w/model.pt"})
     assert len(stable_hash({}, length=32)) == 32

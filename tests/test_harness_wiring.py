@@ -12,22 +12,26 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from mubench import identity, metrics
-from mubench.api import METHODS
-from mubench.attacks import resolve_attacks
-from mubench.cache import ModelCache
-from mubench.cell import run_cell, run_logged_cell
-from mubench.config import param_text, stable_hash
-from mubench.protocol import make_monitor
-from mubench.data import BatchLoader, Preprocess, Split
-from mubench.losses import TaskKind, task_loss
-from mubench.plan import MethodSpec, RunPlan, RunSummary, method_specs
-from mubench.references import References
-from mubench.scenarios import apply_scenario, parse_scenario
-from mubench.testing import TOY_RECIPE, toy_cell, toy_model, toy_splits
-from mubench.tracking import open_store
-from mubench.training import Recipe, train_reference
-from test_identity import edited, fresh_versions  # noqa: F401 (a fixture)
+from mubench.harness import keys
+from mubench.run import cell_keys
+
+from mubench.scores import metrics
+from mubench.unlearn.api import METHODS
+from mubench.attacks.base import resolve_attacks
+from mubench.train.cache import ModelCache
+from mubench.run.cell import run_cell, run_logged_cell
+from mubench.core.config import param_text, stable_hash
+from mubench.unlearn.protocol import make_monitor
+from mubench.data.splits import BatchLoader, Preprocess, Split
+from mubench.core.losses import TaskKind, task_loss
+from mubench.harness.plan import MethodSpec, RunPlan, RunSummary, method_specs
+from mubench.harness.references import References
+from mubench.data.scenarios import apply_scenario, parse_scenario
+from mubench.kits.method_kit import TOY_RECIPE, toy_cell, toy_model, toy_splits
+from mubench.core.tracking import open_store
+from mubench.train.training import train_reference
+from mubench.data.tasks import Recipe
+from test_keys import edited, fresh_versions  # noqa: F401 (a fixture)
 
 CPU = torch.device("cpu")
 
@@ -70,7 +74,7 @@ def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_override
     with mlflow.start_run() as parent:
         summary.parent_run_id = parent.info.run_id
         for spec in specs:
-            key = identity.cell_key(store, spec, cell.splits, TOY_RECIPE, "toy", 0, 1)
+            key = cell_keys.cell_key(store, spec, cell.splits, TOY_RECIPE, "toy", 0, 1)
             run_logged_cell(store, spec, key, cell.splits, TOY_RECIPE, "toy", 0, references_of(cell), summary)
     assert summary.failures == []
     assert (configs[0].lr, configs[0].epochs) == (0.0123, 7)  # the task's presets, not the class defaults
@@ -79,9 +83,9 @@ def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_override
                                       "tags.`mubench.kind` = 'cell'", order_by=["attributes.start_time"])
     logged = [r.data.params for r in runs]
     assert [(p["cfg.lr"], p["cfg.epochs"]) for p in logged] == [("0.0123", "7"), ("0.0123", "3")]
-    assert runs[0].data.tags["mubench.config_hash"] == identity.config_hash(specs[0], task)
+    assert runs[0].data.tags["mubench.config_hash"] == keys.config_hash(specs[0], task)
     monkeypatch.setattr(METHODS.get("finetune"), "task_defaults", {})
-    key_without = identity.cell_key(store, specs[0], cell.splits, TOY_RECIPE, "toy", 0, 1)
+    key_without = cell_keys.cell_key(store, specs[0], cell.splits, TOY_RECIPE, "toy", 0, 1)
     assert runs[0].data.tags["mubench.cell_key"] != key_without  # a changed preset reruns the cell
 
 
@@ -136,7 +140,7 @@ def test_the_monitor_of_a_class_wise_cell_reads_the_forgotten_classes_held_out_i
 
 
 def test_tuning_reads_the_same_monitor_as_the_cell(store, monkeypatch):
-    from mubench.tune import unlearn_on_val
+    from mubench.run.tune import unlearn_on_val
     cell, splits = class_wise_toy(2)
     readings = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.monitor(model))
     with mlflow.start_run():
@@ -148,7 +152,7 @@ def test_tuning_reads_the_same_monitor_as_the_cell(store, monkeypatch):
 
 
 def test_a_tuning_trial_unlearns_quietly_even_when_the_run_is_not(store, monkeypatch):
-    from mubench.tune import unlearn_on_val
+    from mubench.run.tune import unlearn_on_val
     cell, splits = class_wise_toy(2)
     quiet = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.quiet)
     with mlflow.start_run():
@@ -226,7 +230,7 @@ def test_the_numeric_libraries_versions_are_the_installed_ones():
     import numpy
     import sklearn
     import torchvision
-    versions = identity.library_versions()
+    versions = keys.library_versions()
     assert versions["torch"] == torch.__version__.split("+")[0]  # a local build tag (+cu130) is not in the metadata
     assert versions["torchvision"] == torchvision.__version__.split("+")[0]
     assert versions["numpy"] == numpy.__version__
@@ -240,21 +244,21 @@ def digits_like() -> "Splits":
 
 
 def key_of(plan, spec=None, splits=None, recipe=TOY_RECIPE, backbone="toy", seed=0, threads=1):
-    return identity.cell_key(plan, spec or MethodSpec("finetune"), splits or digits_like(), recipe, backbone, seed,
+    return cell_keys.cell_key(plan, spec or MethodSpec("finetune"), splits or digits_like(), recipe, backbone, seed,
                              threads)
 
 
 def test_a_new_torch_release_changes_every_key(store, monkeypatch, fresh_versions):
     splits = digits_like()
     cell_before = key_of(store)
-    reference_before = identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"]
-    shadow_before = identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"]
-    real = identity.version
-    monkeypatch.setattr(identity, "version", lambda name: "99.0" if name == "torch" else real(name))
-    identity.code_version.cache_clear()
+    reference_before = keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"]
+    shadow_before = keys.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"]
+    real = keys.version
+    monkeypatch.setattr(keys, "version", lambda name: "99.0" if name == "torch" else real(name))
+    keys.code_version.cache_clear()
     assert key_of(store) != cell_before
-    assert identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"] != reference_before
-    assert identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"] != shadow_before
+    assert keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")["code"] != reference_before
+    assert keys.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 3)["code"] != shadow_before
 
 
 def changed(change: str, plan, tmp_path) -> tuple:
@@ -304,8 +308,8 @@ def test_everything_that_can_change_a_references_weights_changes_its_cache_key(s
         "recipe": {"recipe": dataclasses.replace(TOY_RECIPE, epochs=TOY_RECIPE.epochs + 1)},
         "seed": {"seed": 1}, "role": {"role": "retrain"}}[change])
     key = ModelCache(tmp_path).key
-    assert key(identity.reference_fields(**other)) != key(identity.reference_fields(**base))
-    assert key(identity.reference_fields(**base)) == key(identity.reference_fields(**dict(base)))
+    assert key(keys.reference_fields(**other)) != key(keys.reference_fields(**base))
+    assert key(keys.reference_fields(**base)) == key(keys.reference_fields(**dict(base)))
 
 
 def _unpack(plan_and_args):
@@ -316,10 +320,10 @@ def _unpack(plan_and_args):
 def test_references_trained_before_the_seeding_rule_are_never_reused(store, monkeypatch):
     splits = digits_like()
     cell = key_of(store)
-    reference = identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")
-    monkeypatch.setattr(identity, "REFERENCE_INIT", "unseeded-init")
+    reference = keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original")
+    monkeypatch.setattr(keys, "REFERENCE_INIT", "unseeded-init")
     assert key_of(store) != cell
-    assert identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original") != reference
+    assert keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original") != reference
 
 
 def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_rows(store):
@@ -328,13 +332,13 @@ def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_ro
 
 
 @pytest.mark.parametrize("module, changes", [
-    ("mubench.lira", {"lira", "ulira"}), ("mubench.shadows", {"lira", "ulira"}), ("mubench.ulira", {"ulira"})])
+    ("mubench.attacks.lira", {"lira", "ulira"}), ("mubench.attacks.shadows", {"lira", "ulira"}), ("mubench.attacks.ulira", {"ulira"})])
 def test_an_edit_of_the_attacks_code_reruns_exactly_the_cells_it_scores(store, monkeypatch, fresh_versions, module,
                                                                         changes):
     plans = {attack: dataclasses.replace(store, attacks=resolve_attacks(attack)) for attack in ("", "lira", "ulira")}
     before = {attack: key_of(plan) for attack, plan in plans.items()}
-    monkeypatch.setattr(identity, "module_source", edited(module))
-    identity.code_version.cache_clear()
+    monkeypatch.setattr(keys, "module_source", edited(module))
+    keys.code_version.cache_clear()
     after = {attack: key_of(plan) for attack, plan in plans.items()}
     assert {attack for attack in plans if after[attack] != before[attack]} == changes
 
@@ -366,7 +370,7 @@ def test_crop_flip_still_shifts_one_pixel_on_images_under_sixteen_pixels():
 def test_grey_is_torchvisions_luma_and_the_warp_rotates_counter_clockwise():
     import torchvision.transforms.functional as F
 
-    from mubench import data
+    from mubench.data import splits as data
     x = torch.rand(4, 3, 10, 12, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(data._grey(x), F.rgb_to_grayscale(x), atol=1e-3)
     square = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -377,14 +381,14 @@ def test_grey_is_torchvisions_luma_and_the_warp_rotates_counter_clockwise():
 
 def test_an_edit_of_the_shadows_code_retrains_the_shadows_and_not_the_references(store, monkeypatch, fresh_versions):
     splits = digits_like()
-    before = (identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
-              identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
-    monkeypatch.setattr(identity, "module_source", edited("mubench.shadows"))
-    identity.code_version.cache_clear()
-    after = (identity.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
-             identity.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
+    before = (keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
+              keys.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
+    monkeypatch.setattr(keys, "module_source", edited("mubench.attacks.shadows"))
+    keys.code_version.cache_clear()
+    after = (keys.reference_fields(store, splits, TOY_RECIPE, "toy", 0, "original"),
+             keys.shadow_fields(store, splits, TOY_RECIPE, "toy", 0, 1))
     assert after[0] == before[0] and after[1]["code"] != before[1]["code"]
-    assert after[1]["role"] == "shadow-1" and identity.shadow_fields(
+    assert after[1]["role"] == "shadow-1" and keys.shadow_fields(
         store, splits, TOY_RECIPE, "toy", 0, 1, "model")["role"] == "shadow-1-model"
 
 
@@ -414,7 +418,7 @@ def test_a_loop_methods_default_batches_are_augmented_shuffled_retain_from_the_c
 
 def test_the_affine_augmentation_draws_torchvisions_ranges(monkeypatch):
     """RandomAffine(0, shear=10, scale=(0.8, 1.2)) then RandomRotation(10): each drawn uniformly per image."""
-    from mubench import data
+    from mubench.data import splits as data
     drawn = {}
     monkeypatch.setattr(data, "_warp", lambda x, scale, shear, angle: drawn.update(scale=scale, shear=shear,
                                                                                     angle=angle) or x)
@@ -427,7 +431,7 @@ def test_the_affine_augmentation_draws_torchvisions_ranges(monkeypatch):
 def test_colour_jitter_leaves_a_grey_image_grey_and_moves_it_by_brightness_only():
     """Contrast blends with the image's mean grey and saturation with its own grey: a uniform grey image keeps its
     value up to the brightness factor, uniform in [0.8, 1.2]."""
-    from mubench import data
+    from mubench.data import splits as data
     x = torch.full((500, 3, 4, 4), 0.25)
     out = data._color_jitter(x, torch.Generator().manual_seed(0))
     per_image = out.flatten(1)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from mubench.tracking import TAG, open_experiment, process_tags
+from mubench.core.tracking import TAG, open_experiment, process_tags
 
 HOLD_A_RUN = textwrap.dedent("""
     import sys, time, mlflow
-    from mubench.tracking import TAG, open_store, process_tags
+    from mubench.core.tracking import TAG, open_store, process_tags
     open_store(sys.argv[1], sys.argv[2])
     mlflow.start_run(run_name="held", tags={f"{TAG}kind": "cell", **process_tags()})
     print("ready", flush=True)

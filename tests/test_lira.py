@@ -1,4 +1,4 @@
-"""LiRA (mubench.lira, mubench.shadows): the statistics against closed forms computed here with scipy, the shadows'
+"""LiRA (mubench.attacks.lira, mubench.attacks.shadows): the statistics against closed forms computed here with scipy, the shadows'
 IN/OUT bookkeeping, the attack at chance on a model that never saw the forget set, and the attack kept out of a
 method's reach. The board's LiRA columns are tested with the other board columns (test_board_render)."""
 from __future__ import annotations
@@ -8,16 +8,18 @@ import pytest
 import torch
 from scipy import stats
 
-from mubench import lira, shadows
-from mubench.api import METHODS
-from mubench.data import Split
-from mubench.cell import run_cell
-from mubench.losses import TaskKind
-from mubench.plan import MethodSpec, RunPlan
-from mubench.references import References
-from mubench.testing import (TOY_RECIPE, reachable_test_paths, single_thread, toy_cell, toy_model, toy_splits)
-from mubench.tracking import open_store
-from mubench.training import train_reference
+from mubench.attacks import lira
+
+from mubench.attacks import shadows
+from mubench.unlearn.api import METHODS
+from mubench.data.splits import Split
+from mubench.run.cell import run_cell
+from mubench.core.losses import TaskKind
+from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.harness.references import References
+from mubench.kits.method_kit import (TOY_RECIPE, reachable_test_paths, single_thread, toy_cell, toy_model, toy_splits)
+from mubench.core.tracking import open_store
+from mubench.train.training import train_reference
 
 
 def synthetic_shadows(rng, k, n, mean_in, mean_out, sd_in, sd_out):
@@ -219,7 +221,7 @@ def test_retrain_is_at_chance_and_the_original_is_not():
 
 def test_shadows_without_the_attack_is_refused(tmp_path):
     from click.testing import CliRunner
-    from mubench.cli import main
+    from mubench.cli.main import main
     result = CliRunner().invoke(main, ["run", "--shadows", "4", "--preset", "smoke", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--shadows 4 needs an attack that trains shadow models" in result.output
     assert not (tmp_path / "mlflow.db").exists()
@@ -232,8 +234,8 @@ def test_per_example_scores_are_the_ones_the_metrics_read_and_the_report_draws_t
     from mlflow.tracking import MlflowClient
     from sklearn.metrics import roc_auc_score
 
-    from mubench.executors import log_attack_examples
-    from mubench.report import _draw_attack_scores
+    from mubench.run.executors import log_attack_examples
+    from mubench.boards.report import _draw_attack_scores
     cell = toy_cell()
     rng = np.random.default_rng(0)
     pool = len(cell.splits.forget) + len(cell.splits.test)

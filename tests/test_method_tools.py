@@ -1,4 +1,4 @@
-"""The helpers methods share (`mubench.method_tools`, `mubench.loop`, `mubench.losses`): what each promises a
+"""The helpers methods share (`mubench.unlearn.method_tools`, `mubench.unlearn.loop`, `mubench.core.losses`): what each promises a
 method author, checked by hand on tiny inputs."""
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from mubench import loop, method_tools
-from mubench.data import Preprocess
-from mubench.losses import TaskKind, distill_kl
-from mubench.protocol import unlearn_data
-from mubench.testing import toy_cell, toy_splits
+from mubench.unlearn import loop
+
+from mubench.unlearn import method_tools
+from mubench.data.splits import Preprocess
+from mubench.core.losses import TaskKind, distill_kl
+from mubench.unlearn.protocol import unlearn_data
+from mubench.kits.method_kit import toy_cell, toy_splits
 
 CPU = torch.device("cpu")
 

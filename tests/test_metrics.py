@@ -9,10 +9,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedShuffleSplit
 from torch import nn
 
-from mubench.data import Preprocess, Split, Splits
-from mubench.leaderboard import mean_ci
-from mubench.losses import TaskKind, correct, task_loss
-from mubench.metrics import (balance, forgetting_score, in_classes, losses_and_accuracy, mean_or_nan, mia_scores,
+from mubench.data.splits import Preprocess, Split, Splits
+from mubench.boards.leaderboard import mean_ci
+from mubench.core.losses import TaskKind, correct, task_loss
+from mubench.scores.metrics import (balance, forgetting_score, in_classes, losses_and_accuracy, mean_or_nan, mia_scores,
                              nomus, score_model, time_ratio)
 
 

@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import mubench.method_tools as method_tools
+import mubench.unlearn.method_tools as method_tools
 import mubench.methods.l1_sparse as l1_module
 import mubench.methods.salun as salun_module
 import mubench.methods.ssd as ssd_module
-from mubench.api import METHODS, UnlearnData
-from mubench.data import Preprocess, Split
-from mubench.errors import MubenchError
-from mubench.losses import TaskKind, task_loss
-from mubench.testing import single_thread, toy_cell
+from mubench.unlearn.api import METHODS, UnlearnData
+from mubench.data.splits import Preprocess, Split
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind, task_loss
+from mubench.kits.method_kit import single_thread, toy_cell
 
 from test_baselines import (accuracy, batch_kind, ce, config, inputs, linear, recorded_run, row_roles, softmax,
                             unlearned)

@@ -16,7 +16,7 @@ def test_wheel_install_imports_methods_datasets_and_manifests(tmp_path):
     subprocess.run([*pip, "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)], check=True,
                    capture_output=True)
     code = ("import mubench, mubench.methods.dlfd, mubench.datasets.digits as d; "
-            "from mubench.api import METHODS; METHODS.get('scrub'); "
+            "from mubench.unlearn.api import METHODS; METHODS.get('scrub'); "
             "s = d.Digits().load(); print(mubench.__file__, len(s.forget))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout

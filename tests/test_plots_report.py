@@ -9,10 +9,10 @@ import numpy as np
 from matplotlib.image import imread
 from mlflow.tracking import MlflowClient
 
-import mubench.plots
-import mubench.report
-from mubench.plots import TSNE_SAMPLES
-from mubench.tasks import SMOKE_CAPS
+import mubench.boards.figures
+import mubench.boards.report
+from mubench.boards.figures import TSNE_SAMPLES
+from mubench.data.tasks import SMOKE_CAPS
 
 LABELS = ("original", "retrain", "finetune")
 
@@ -51,7 +51,7 @@ def test_figures_are_artifacts_of_their_runs(smoke_run):
 def test_a_failing_figure_warns_and_tags_but_the_cell_finishes(smoke_run, tmp_path, cli, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("no ink")
-    monkeypatch.setattr(mubench.plots, "draw_losses", broken)
+    monkeypatch.setattr(mubench.boards.figures, "draw_losses", broken)
     result = cli("run", "--preset", "smoke", "--methods", "original", "--out", str(tmp_path),
                  "--cache-dir", str(smoke_run[0] / "cache"), "--quiet")
     assert result.exit_code == 0, result.stderr
@@ -78,8 +78,8 @@ def test_report_draws_the_tsne_of_every_cell_and_links_only_files_that_exist(smo
     def spy(features, path, title):
         drawn.append({name: (points.shape, sorted(set(roles))) for name, (points, roles) in features.items()})
         draw_tsne(features, path, title)
-    draw_tsne = mubench.report.draw_tsne
-    monkeypatch.setattr(mubench.report, "draw_tsne", spy)
+    draw_tsne = mubench.boards.report.draw_tsne
+    monkeypatch.setattr(mubench.boards.report, "draw_tsne", spy)
     result = cli("report", "--store", str(out), "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     points = sum(min(n, SMOKE_CAPS[role]) for role, n in TSNE_SAMPLES.items())
@@ -97,11 +97,11 @@ def test_report_draws_the_tsne_of_every_cell_and_links_only_files_that_exist(smo
 
 
 def test_report_names_the_cells_without_features_and_draws_the_others(smoke_run, tmp_path, cli, monkeypatch):
-    fetch = mubench.report._fetch
+    fetch = mubench.boards.report._fetch
 
     def without_finetune_features(client, uri, run_id, artifact, folder):  # as a cell made with --no-plots
         return not artifact.endswith("finetune-features.npz") and fetch(client, uri, run_id, artifact, folder)
-    monkeypatch.setattr(mubench.report, "_fetch", without_finetune_features)
+    monkeypatch.setattr(mubench.boards.report, "_fetch", without_finetune_features)
     result = cli("report", "--store", str(smoke_run[0]), "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     text = (tmp_path / "digits-resnet18-smoke.md").read_text()

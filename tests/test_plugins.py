@@ -75,6 +75,6 @@ def test_a_plugin_attack_is_listed_run_by_name_and_given_its_columns_and_note(pl
     assert "confidence AUC" in header and not any("LiRA" in h for h in header)
     assert "Confidence AUC (demo plugin)" in board
     assert 0.0 <= float(rows["finetune"][header.index("confidence AUC")]) <= 1.0
-    kit = subprocess.run([sys.executable, "-c", "from mubench.attack_kit import check_attack; "
+    kit = subprocess.run([sys.executable, "-c", "from mubench.kits.attack_kit import check_attack; "
                           "check_attack('demo-confidence')"], env=plugin_env, capture_output=True, text=True)
     assert kit.returncode == 0, kit.stderr

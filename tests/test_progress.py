@@ -6,10 +6,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import mubench.references
-from mubench import progress
-from mubench.plan import RunPlan, RunSummary
-from mubench.references import load_task, train_reference_role
+import mubench.harness.references
+from mubench.core import progress
+from mubench.harness.plan import RunPlan, RunSummary
+from mubench.harness.references import train_reference_role
+from mubench.data.tasks import load_task
 
 
 class Terminal(io.StringIO):
@@ -49,7 +50,7 @@ def test_off_a_terminal_no_bar_but_lines_unless_quiet(capsys):
 
 
 def test_a_reference_says_trained_and_how_long_then_from_cache(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(mubench.references, "train_reference", lambda *args, **kwargs: 4.25)  # skip the training
+    monkeypatch.setattr(mubench.harness.references, "train_reference", lambda *args, **kwargs: 4.25)  # skip the training
     splits, recipe = load_task("digits", "smoke", None, "class:3")[1:]
     plan = RunPlan([], ["digits"], ["resnet18"], [1], tmp_path, "", tmp_path / "cache", preset="smoke")
     for _ in range(2):
@@ -89,7 +90,7 @@ def test_quiet_prints_no_progress_lines(smoke_run):
 
 
 def test_a_quiet_reference_prints_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(mubench.references, "train_reference", lambda *args, **kwargs: 4.25)  # skip the training
+    monkeypatch.setattr(mubench.harness.references, "train_reference", lambda *args, **kwargs: 4.25)  # skip the training
     splits, recipe = load_task("digits", "smoke", None, "random")[1:]
     plan = RunPlan([], ["digits"], ["resnet18"], [1], tmp_path, "", tmp_path / "cache", preset="smoke", quiet=True)
     for _ in range(2):

@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from mubench import protocol, ulira
-from mubench.api import METHODS, Unlearner
-from mubench.errors import MubenchError
-from mubench.plan import MethodSpec, RunPlan
-from mubench.testing import TOY_RECIPE, run_on_toy, toy_cell, toy_model
+from mubench.unlearn import protocol
+
+from mubench.attacks import ulira
+from mubench.unlearn.api import METHODS, Unlearner
+from mubench.core.errors import MubenchError
+from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.kits.method_kit import TOY_RECIPE, run_on_toy, toy_cell, toy_model
 from test_attack_known_answers import K, class_wise_splits, memberships, split
 
 CPU = torch.device("cpu")
@@ -95,7 +97,7 @@ def test_a_long_logged_curve_reaches_the_run_whole_in_batches_mlflow_accepts(tmp
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from mubench.tracking import open_store
+    from mubench.core.tracking import open_store
     open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
     curve = [mlflow.entities.Metric("curve", float(step), 0, step) for step in range(2001)]
     with mlflow.start_run() as run:
@@ -105,8 +107,8 @@ def test_a_long_logged_curve_reaches_the_run_whole_in_batches_mlflow_accepts(tmp
 
 
 def test_only_a_method_that_declares_no_multilabel_support_is_refused_a_multilabel_task():
-    from mubench.losses import TaskKind
-    from mubench.testing import toy_splits
+    from mubench.core.losses import TaskKind
+    from mubench.kits.method_kit import toy_splits
 
     class Supports(Unlearner):
         def unlearn(self, model, data, ctx):

@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from mubench import executors
-from mubench.executors import Dispatcher, WorkQueue, ray_slots
-from mubench.plan import CellJob, MethodSpec, RunPlan, RunSummary
+from mubench.run import executors
+from mubench.run.executors import Dispatcher, WorkQueue, ray_slots
+from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
 from test_grid import BOARD, SMOKE, TIME_COLUMNS, cell_statuses, environment, failing_plugin, mubench  # noqa: F401
 
 

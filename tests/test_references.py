@@ -1,4 +1,4 @@
-"""The Original and Retrain references (mubench.references): what each trains on, from which seed, and the cache's
+"""The Original and Retrain references (mubench.harness.references): what each trains on, from which seed, and the cache's
 count of hits and misses."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 import torch
 from torch import nn
 
-from mubench import references
-from mubench.plan import RunPlan, RunSummary
-from mubench.testing import TOY_RECIPE, toy_splits
+from mubench.harness import references
+from mubench.harness.plan import RunPlan, RunSummary
+from mubench.kits.method_kit import TOY_RECIPE, toy_splits
 
 
 def test_the_original_trains_on_retain_and_forget_retrain_on_retain_each_from_its_seed(tmp_path, monkeypatch):

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from mubench.api import METHODS
-from mubench.backbones import BACKBONES
-from mubench.errors import RegistryError
-from mubench.registry import Registry
-from mubench.tasks import TASKS
+from mubench.unlearn.api import METHODS
+from mubench.train.backbones import BACKBONES
+from mubench.core.errors import RegistryError
+from mubench.core.registry import Registry
+from mubench.data.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_unknown_name_lists_known_and_suggests():
 
 
 def test_builtins_are_lazy():
-    code = ("import sys, mubench; from mubench.api import METHODS; METHODS.names(); "
+    code = ("import sys, mubench; from mubench.unlearn.api import METHODS; METHODS.names(); "
             "print(sorted(m for m in sys.modules if m.startswith('mubench.methods.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -90,7 +90,7 @@ class FakeEntryPoint:
 
 
 def plugin_registry(monkeypatch, *eps) -> Registry:
-    from mubench import registry as module
+    from mubench.core import registry as module
     monkeypatch.setattr(module, "entry_points", lambda group: list(eps) if group == "widgets" else [])
     return Registry("widget", {"thing": f"{__name__}:Thing"}, "widgets")
 

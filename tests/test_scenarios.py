@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from mubench import metrics
-from mubench.data import Preprocess, Split, Splits
+from mubench.scores import metrics
+from mubench.data.splits import Preprocess, Split, Splits
 from mubench.datasets.digits import Digits
-from mubench.errors import MubenchError
-from mubench.leaderboard import summarise
-from mubench.losses import TaskKind
-from mubench.scenarios import apply_scenario, identity_forget_mask, parse_scenario
+from mubench.core.errors import MubenchError
+from mubench.boards.leaderboard import summarise
+from mubench.core.losses import TaskKind
+from mubench.data.scenarios import apply_scenario, identity_forget_mask, parse_scenario
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_scenario_the_task_cannot_have_is_one_sentence_before_any_work(tmp_pat
 
 
 def test_class_wise_on_a_multi_label_task_is_refused():
-    from mubench.scenarios import check_scenario
+    from mubench.data.scenarios import check_scenario
     with pytest.raises(MubenchError, match="multi-label"):
         check_scenario(parse_scenario("class:0"), "mucac-multi", TaskKind.MULTILABEL, 3, True)
 
@@ -171,7 +171,7 @@ def test_a_run_draws_the_board_picture_and_logs_it(smoke_run):
 
 
 def test_a_scenario_the_task_cannot_have_is_refused_before_its_data_is_read(tmp_path, cli, monkeypatch):
-    from mubench.tasks import TASKS
+    from mubench.data.tasks import TASKS
     read = []
     monkeypatch.setattr(TASKS.get("digits"), "load", lambda self, root: read.append(root))
     result = cli("run", "--out", str(tmp_path / "out"), "--scenario", "class:10")
@@ -180,7 +180,7 @@ def test_a_scenario_the_task_cannot_have_is_refused_before_its_data_is_read(tmp_
 
 def test_the_smoke_preset_keeps_the_sizes_the_readme_gives():
     """README: "--preset smoke ... 240 retain, 60 forget/val/test images"."""
-    from mubench.references import load_task
+    from mubench.data.tasks import load_task
     splits = load_task("digits", "smoke", None)[1]
     assert [len(splits.role(r)) for r in ("retain", "forget", "val", "test")] == [240, 60, 60, 60]
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mubench.losses import TaskKind, correct, distill_kl, soft_predictions, task_loss
-from mubench.training import fit, make_optimizer, make_scheduler
+from mubench.core.losses import TaskKind, correct, distill_kl, soft_predictions, task_loss
+from mubench.train.training import fit, make_optimizer, make_scheduler
 
 
 def test_multiclass_loss_is_cross_entropy_per_sample_and_mean():
@@ -77,8 +77,8 @@ def test_schedules_per_step():
 def test_a_reference_trains_the_same_whatever_drew_from_torch_before_and_on_the_run_device(monkeypatch):
     """Dropout draws from torch's global generator: the recipe seeds it, so the weights depend on the seed alone;
     the batches are built for the run's device."""
-    from mubench import training
-    from mubench.testing import toy_model, toy_splits
+    from mubench.train import training
+    from mubench.kits.method_kit import toy_model, toy_splits
     splits = toy_splits()
     recipe = training.Recipe(epochs=1, batch_size=16, lr=0.05)
 
@@ -103,7 +103,7 @@ def test_seed_everything_seeds_pythons_numpys_and_torchs_global_generators():
 
     import numpy as np
 
-    from mubench.references import seed_everything
+    from mubench.core.seeds import seed_everything
     seed_everything(11)
     drawn = random.random(), np.random.rand(), torch.rand(1).item()
     assert drawn == (random.Random(11).random(), np.random.RandomState(11).rand(),
@@ -115,7 +115,7 @@ def test_a_tasks_recipe_cannot_be_changed_in_place():
     that were already keyed."""
     import dataclasses
 
-    from mubench.tasks import TASKS
+    from mubench.data.tasks import TASKS
     recipe = TASKS.get("digits")().recipe
     with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.epochs = recipe.epochs + 1

@@ -10,13 +10,13 @@ import optuna
 import pytest
 import torch
 
-import mubench.tune as tune_module
-from mubench.api import METHODS
-from mubench.errors import MubenchError
-from mubench.plan import RunPlan, method_specs
-from mubench.search import Choice, IntRange, LogUniform, Uniform, outside_space
-from mubench.tracking import default_tracking_uri
-from mubench.tune import PRESET_FILE, STUDY_DB, preset_assignments, read_preset, tune
+import mubench.run.tune as tune_module
+from mubench.unlearn.api import METHODS
+from mubench.core.errors import MubenchError
+from mubench.harness.plan import RunPlan, method_specs
+from mubench.core.search import Choice, IntRange, LogUniform, Uniform, outside_space
+from mubench.core.tracking import default_tracking_uri
+from mubench.run.tune import PRESET_FILE, STUDY_DB, preset_assignments, read_preset, tune
 from conftest import invoke
 
 METHOD = "neggrad"
@@ -159,7 +159,7 @@ def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
 
 def test_trials_are_child_runs_the_boards_never_show(first_tune):
     from mlflow import MlflowClient
-    from mubench.tracking import EXPERIMENT, cell_runs
+    from mubench.core.tracking import EXPERIMENT, cell_runs
     out, result = first_tune
     client = MlflowClient(default_tracking_uri(out))
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
@@ -239,7 +239,7 @@ def test_the_preset_and_the_tune_run_record_every_condition_of_the_search(first_
 
 def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(first_tune):
     from mlflow import MlflowClient
-    from mubench.tracking import EXPERIMENT
+    from mubench.core.tracking import EXPERIMENT
     out, result = first_tune
     client = MlflowClient(default_tracking_uri(out))
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
@@ -258,8 +258,8 @@ def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(firs
 def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_study_and_the_store(tmp_path, cache,
                                                                                                  monkeypatch):
     from mlflow import MlflowClient
-    from mubench.errors import MubenchError
-    from mubench.tracking import EXPERIMENT
+    from mubench.core.errors import MubenchError
+    from mubench.core.tracking import EXPERIMENT
     reason = "diverged: " + "x" * 6000  # longer than either store keeps
     real, calls = tune_module.unlearn_on_val, []
 
@@ -282,7 +282,7 @@ def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_st
 
 
 def test_a_method_whose_every_trial_fails_is_one_sentence_naming_the_first_reason(tmp_path, cache, monkeypatch):
-    from mubench.errors import MubenchError
+    from mubench.core.errors import MubenchError
 
     def fails(*args, **kwargs):
         raise MubenchError("no convergence")

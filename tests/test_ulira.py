@@ -1,4 +1,4 @@
-"""U-LiRA (mubench.ulira): the calibration's bookkeeping (IN from unlearned shadows, OUT from plain ones), a closed-form
+"""U-LiRA (mubench.attacks.ulira): the calibration's bookkeeping (IN from unlearned shadows, OUT from plain ones), a closed-form
 answer where LiRA and U-LiRA disagree, what each shadow's unlearning run receives, and on a toy task the two exact
 anchors: the Original's U-LiRA is its LiRA, and the Retrain reference is at chance."""
 from __future__ import annotations
@@ -8,12 +8,16 @@ import pytest
 import torch
 from scipy import stats
 
-from mubench import lira, shadows, ulira
-from mubench.api import METHODS
-from mubench.data import Split
-from mubench.plan import MethodSpec, RunPlan
-from mubench.testing import TOY_RECIPE, single_thread, toy_model, toy_splits
-from mubench.training import train_reference
+from mubench.attacks import lira
+
+from mubench.attacks import shadows
+
+from mubench.attacks import ulira
+from mubench.unlearn.api import METHODS
+from mubench.data.splits import Split
+from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.kits.method_kit import TOY_RECIPE, single_thread, toy_model, toy_splits
+from mubench.train.training import train_reference
 
 
 def shadow_set_of(phi, member, n_forget):

@@ -7,8 +7,8 @@ import click
 import pytest
 import yaml
 
-from mubench.cli import main
-from mubench.leaderboard import render_index
+from mubench.cli.main import main
+from mubench.boards.leaderboard import render_index
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "leaderboard.yml"
@@ -87,4 +87,4 @@ def test_committed_leaderboard_index_is_current():
     folder = ROOT / "leaderboards"
     assert (folder / "README.md").read_text() == render_index(folder), (
         "leaderboards/README.md is stale; rewrite it with: .venv/bin/python -c "
-        "\"from mubench.leaderboard import write_index; write_index('leaderboards')\"")
+        "\"from mubench.boards.leaderboard import write_index; write_index('leaderboards')\"")

@@ -11,11 +11,11 @@ import torch
 
 import mubench.methods.bad_teaching as bad_teaching_module
 import mubench.methods.unsir as unsir_module
-from mubench.api import METHODS
-from mubench.data import Split
-from mubench.losses import distill_kl, soft_predictions, task_loss
-from mubench.method_tools import last_stages, reinitialise
-from mubench.testing import single_thread, toy_cell
+from mubench.unlearn.api import METHODS
+from mubench.data.splits import Split
+from mubench.core.losses import distill_kl, soft_predictions, task_loss
+from mubench.unlearn.method_tools import last_stages, reinitialise
+from mubench.kits.method_kit import single_thread, toy_cell
 
 import test_baselines as checks
 
@@ -159,8 +159,8 @@ def scrub_min_then_max(mp):
 
 
 def _min_then_max(self, model, data, ctx):
-    from mubench.method_tools import frozen_copy
-    from mubench.training import fit, make_optimizer
+    from mubench.unlearn.method_tools import frozen_copy
+    from mubench.train.training import fit, make_optimizer
     cfg, teacher = self.config, frozen_copy(model)
     optimizer = make_optimizer(model.parameters(), "sgd", cfg.lr, cfg.momentum, cfg.weight_decay)
     forget = data.loader("forget", batch_size=2 * data.batch_size, seed=ctx.seed)

@@ -26,6 +26,7 @@ import copy
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NO_TEST = "no default test executes this line"
 CUDA_ONLY = "CUDA only:"  # a reason in the equivalent file that starts so: not equivalent, but no CPU test reaches it
-EXCLUDED = {"cli.py", "data_cli.py", "plots.py", "board_plots.py", "report.py", "__init__.py"}  # CLI and plotting
+EXCLUDED = {"cli/main.py", "cli/data.py", "boards/figures.py", "boards/scatter.py", "boards/report.py"}  # CLI and plotting
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
          ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
          ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
@@ -48,7 +49,7 @@ SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast
 
 @dataclass
 class Mutant:
-    module: str  # file name under mubench/
+    module: str  # path under mubench/, e.g. run/cell.py
     line: int
     operator: str
     before: str
@@ -163,13 +164,13 @@ def mutants_of(path: Path) -> list[Mutant]:
         span = ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
         if isinstance(node, ast.stmt):
             if _deletable(node):
-                out.append(Mutant(path.name, node.lineno, "statement", segment(node), "pass", *span))
+                out.append(Mutant(module_name(path), node.lineno, "statement", segment(node), "pass", *span))
             continue
         if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", ast.Load()), ast.Load):
             continue
         for operator, new in _variants(node):
             text = ast.unparse(new)
-            out.append(Mutant(path.name, node.lineno, operator, segment(node), f"({text})", *span))
+            out.append(Mutant(module_name(path), node.lineno, operator, segment(node), f"({text})", *span))
     return out
 
 
@@ -181,8 +182,14 @@ def apply(mutant: Mutant, source: bytes) -> bytes:
     return head + mutant.after.encode() + tail
 
 
+def module_name(path: Path | str) -> str:
+    """A module's path under mubench/ (run/cell.py), whichever tree it lies in."""
+    return str(path).rsplit("/mubench/", 1)[-1]
+
+
 def harness_modules() -> list[Path]:
-    return sorted(p for p in (ROOT / "mubench").glob("*.py") if p.name not in EXCLUDED)
+    return sorted(p for p in (ROOT / "mubench").glob("*/*.py")
+                  if p.name != "__init__.py" and module_name(p) not in EXCLUDED)
 
 
 def prepare_tree(work: Path) -> None:
@@ -256,7 +263,7 @@ def cmd_map(args) -> None:
     imported: dict[str, set[int]] = defaultdict(set)  # lines run while importing (collection): before any test
     for path, context, bits in rows:
         if not context:
-            imported[Path(path).name].update(_numbits(bits))
+            imported[module_name(path)].update(_numbits(bits))
         if not context or "|" not in context:
             continue
         nodeid, _, phase = context.rpartition("|")  # |setup counts too: a fixture's work is its tests' work
@@ -264,7 +271,7 @@ def cmd_map(args) -> None:
             continue
         users = sharing.get(nodeid, {nodeid}) if phase == "setup" else {nodeid}
         for line in _numbits(bits):
-            lines[Path(path).name][line].extend(users)
+            lines[module_name(path)][line].extend(users)
     (state / f"{args.name}.json").write_text(json.dumps({"durations": durations, "lines": lines,
                                                         "imported": {k: sorted(v) for k, v in imported.items()},
                                                 "suite_seconds": time.time() - started}))
@@ -304,7 +311,7 @@ def sample(per_module: int, seed: int) -> list[Mutant]:
     chosen = []
     for path in harness_modules():
         found = mutants_of(path)
-        random.Random(f"{seed}:{path.name}").shuffle(found)
+        random.Random(f"{seed}:{module_name(path)}").shuffle(found)
         chosen += found[:per_module]
     return chosen
 
@@ -313,11 +320,11 @@ def chosen_tests(module: str, tests: list[str], durations: dict, budget: float) 
     """The tests a mutant runs against: those of the module's own test files first (test_<module>*.py, and files
     that import it), then the rest, each group fastest first, until their summed duration passes `budget` seconds
     (0: all). A mutant that survives these is reported survived: the score is a lower bound when tests are cut."""
-    stem = module[:-3]
+    dotted = module[:-3].replace("/", ".")
+    package, _, stem = dotted.rpartition(".")
+    imports = re.compile(rf"mubench\.{re.escape(dotted)}\b|from mubench\.{package} import [^\n]*\b{stem}\b")
     own = {p.name for p in (ROOT / "tests").glob("test_*.py")
-           if p.stem.startswith(f"test_{stem}") or f"mubench.{stem}" in p.read_text()
-           or f"from mubench import" in p.read_text() and f" {stem}" in p.read_text().split("from mubench import")[1]
-           .split("\n")[0]}
+           if p.stem.startswith(f"test_{stem}") or imports.search(p.read_text())}
     ordered = sorted(set(tests), key=lambda t: (Path(t.split("::")[0]).name not in own, durations.get(t, 0.0)))
     if not budget:
         return ordered

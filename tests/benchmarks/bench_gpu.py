@@ -1,4 +1,4 @@
-"""GPU fast path figures (mubench.accel), on CUDA only; elsewhere it says it was skipped and exits 0.
+"""GPU fast path figures (mubench.core.accel), on CUDA only; elsewhere it says it was skipped and exits 0.
 
 1. ResNet18 training throughput at 128 px (MUFAC's size, preprocessing and augmentation; synthetic uint8 images),
    images/s through the harness's own loader and loop, with the fast path and without it (float32, batches
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from mubench import accel
-from mubench.backbones import build_backbone
-from mubench.data import BatchLoader, Split
-from mubench.losses import TaskKind, task_loss
-from mubench.training import fit, make_optimizer
+from mubench.core import accel
+from mubench.train.backbones import build_backbone
+from mubench.data.splits import BatchLoader, Split
+from mubench.core.losses import TaskKind, task_loss
+from mubench.train.training import fit, make_optimizer
 
 PAPER_METHODS = "finetune,neggrad,neggrad+,cf-k,eu-k,unsir,bad-teaching,scrub,dlfd"
 MUFAC_ROWS = {"train": 10025, "val": 1539, "test": 1504}
@@ -76,7 +76,7 @@ def write_mufac_root(root: Path) -> Path:
 def grid_seconds(root: Path, out: Path, preset: str, fast: bool, methods: str = PAPER_METHODS,
                  device: torch.device = torch.device("cuda")) -> float:
     """Wall time of `mubench run` on the paper's methods, one seed, in this process."""
-    from mubench.cli import main as cli
+    from mubench.cli.main import main as cli
     args = ["run", "--tasks", "mufac", "--data-root", str(root), "--methods", methods, "--seeds", "0",
             "--preset", preset, "--device", device.type, "--out", str(out), "--cache-dir", str(out / "cache"),
             "--no-plots", "--quiet"]
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MUBENCH_CACHE"] = str(tmp / "mubench-cache")  # decoded images stay out of the home folder
         started = time.perf_counter()
         root = write_mufac_root(tmp / "mufac")
-        from mubench.references import load_task
+        from mubench.data.tasks import load_task
         load_task("mufac", args.preset, root)  # decodes once into the cache, before the clock starts
         print(f"synthetic MUFAC root written and decoded in {time.perf_counter() - started:.0f} s")
         modes = (True, False) if args.compare else (True,)

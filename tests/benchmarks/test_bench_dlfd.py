@@ -11,12 +11,12 @@ import torch
 
 import mubench.methods.dlfd as dlfd_module
 
-from mubench.backbones import build_backbone
-from mubench.protocol import make_monitor
-from mubench.losses import TaskKind
-from mubench.references import load_task
+from mubench.train.backbones import build_backbone
+from mubench.unlearn.protocol import make_monitor
+from mubench.core.losses import TaskKind
+from mubench.data.tasks import load_task
 from mubench.methods.dlfd import DLFD, ot_distance
-from mubench.training import make_optimizer
+from mubench.train.training import make_optimizer
 
 pytestmark = pytest.mark.slow
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -40,13 +40,13 @@ def one_run(out: Path, options: list[str]) -> None:
     started = time.perf_counter()
     spent: list[float] = []
     if "--no-plots" not in options:
-        import mubench.board_plots
-        import mubench.plots  # matplotlib loads here, a cost of the figures
+        import mubench.boards.scatter
+        import mubench.boards.figures  # matplotlib loads here, a cost of the figures
         spent.append(time.perf_counter() - started)
         for name in ("__init__", "cell", "finish"):
-            timed(mubench.plots.SeedPlots, name, spent)
-        timed(mubench.board_plots, "draw_run_boards", spent)
-    from mubench.cli import main
+            timed(mubench.boards.figures.SeedPlots, name, spent)
+        timed(mubench.boards.scatter, "draw_run_boards", spent)
+    from mubench.cli.main import main
     try:
         main(["run", "--out", str(out), *options], standalone_mode=False)
         code = 0

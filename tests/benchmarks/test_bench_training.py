@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mubench.backbones import build_backbone
-from mubench.data import BatchLoader
+from mubench.train.backbones import build_backbone
+from mubench.data.splits import BatchLoader
 from mubench.datasets.digits import Digits
-from mubench.losses import TaskKind, task_loss
-from mubench.training import fit, make_optimizer
+from mubench.core.losses import TaskKind, task_loss
+from mubench.train.training import fit, make_optimizer
 
 pytestmark = pytest.mark.slow
 BATCHES, BATCH_SIZE = 8, 64

@@ -6,10 +6,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from mubench import UnlearnContext, UnlearnData, Unlearner, register_method
-from mubench.attacks import Attack, Column, register_attack
-from mubench.shadows import confidence_logits
-from mubench.losses import task_loss
-from mubench.training import fit, make_optimizer
+from mubench.attacks.base import Attack, Column, register_attack
+from mubench.attacks.shadows import confidence_logits
+from mubench.core.losses import task_loss
+from mubench.train.training import fit, make_optimizer
 
 
 @register_method("demo-retain-sgd")

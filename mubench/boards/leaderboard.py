@@ -1,0 +1,323 @@
+"""Leaderboards rendered from the MLflow store (never from a run's memory), one per task × backbone × preset."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tabulate import tabulate
+
+from mubench.core.tracking import TAG, cell_runs
+
+REFERENCES = ("original", "retrain")
+# One board per task × backbone × preset × head × pretrained weights × forgetting scenario (× torch threads, when a
+# store holds cells run on several thread counts: CPU results depend on it).
+KEY = ("task", "backbone", "preset", "head", "pretrained", "scenario", "board_threads")
+KEY_DEFAULTS = {"head": "linear", "pretrained": "none", "scenario": "random", "board_threads": ""}
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % Student-t interval (nan for fewer than two values)."""
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], float)
+    if len(values) == 0:
+        return math.nan, math.nan
+    if len(values) == 1:
+        return float(values[0]), math.nan
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def _tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
+    column = f"tags.{TAG}{name}"
+    if column in runs:
+        return runs[column].fillna(default) if default is not None else runs[column]
+    return pd.Series([default] * len(runs), index=runs.index, dtype=object)
+
+
+def latest_cells(tracking_uri: str) -> pd.DataFrame:
+    """The cells a board shows: FINISHED or FAILED runs (not RUNNING or KILLED), and per row label only the runs
+    of the label's latest configuration, the latest run per seed."""
+    runs = cell_runs(tracking_uri)
+    if runs is None or runs.empty:
+        return pd.DataFrame()
+    runs = runs[runs["status"].isin(["FINISHED", "FAILED"])].copy()
+    for name in ("task", "backbone", "preset", "label", "method", "seed", "command", "split_hash", "error",
+                 "config_hash", "tuned", "attacks"):
+        runs[name] = _tag(runs, name)
+    runs["head"] = _tag(runs, "head", "linear")
+    runs["pretrained"] = _tag(runs, "pretrained", "none")
+    runs["scenario"] = _tag(runs, "scenario", "random")
+    runs["threads"] = _tag(runs, "threads").fillna(runs.get("params.threads", pd.Series(index=runs.index)))
+    runs["variant"] = _tag(runs, "variant", "")
+    runs["base"] = _tag(runs, "base").fillna(runs["label"])
+    runs = runs.sort_values("start_time")
+    place = [*KEY[:-1], "label"]
+    latest_config = runs.groupby(place)["config_hash"].transform("last")
+    runs = runs[runs["config_hash"].fillna("") == latest_config.fillna("")]
+    threads_per_board = runs.groupby(list(KEY[:-1]))["threads"].transform("nunique")
+    runs["board_threads"] = np.where(threads_per_board > 1, runs["threads"].fillna("?"), "")
+    runs = runs.drop_duplicates([*KEY, "label", "seed"], keep="last")
+    return runs.rename(columns=lambda c: c[len("metrics."):] if c.startswith("metrics.") else c)
+
+
+METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
+           "time_ratio", "nomus", "forgotten_test_acc")
+
+
+def board_attacks(cells: pd.DataFrame) -> tuple[list, list[str]]:
+    """The registered attacks (mubench.attacks.base) that scored the board's cells, in the order the runs named them, and
+    the names of those that cannot be shown here (a plugin not installed where the board is rendered)."""
+    from mubench.attacks.base import installed
+    names: list[str] = []
+    for value in cells["attacks"].dropna() if "attacks" in cells else ():
+        names += [name for name in value.split(",") if name and name not in names]
+    shown = [installed(name) for name in names]
+    return [a for a in shown if a is not None], [n for n, a in zip(names, shown) if a is None]
+
+
+GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
+
+
+def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per row label: means (and intervals) over seeds of the finished cells (METRICS and `extra_metrics`, e.g. an
+    attack's columns), the per-seed NoMUS, and the paired comparisons with Retrain on the seeds both have; ranked by
+    NoMUS."""
+    done = cells[cells["status"] == "FINISHED"].copy()
+    done["seed"] = done["seed"].astype(int)
+    retrain = done[done["label"] == "retrain"].set_index("seed")
+    rows = []
+    for label, group in done.groupby("label"):
+        row = {"label": label, "method": group["method"].iloc[0], "seeds": len(group),
+               "base": group["base"].iloc[0] if "base" in group else label,
+               "variant": group["variant"].iloc[0] if "variant" in group else "",
+               "per_seed": dict(zip(group["seed"], group["nomus"].astype(float)))}
+        for metric in (*METRICS, *extra_metrics):
+            row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
+        paired = group.set_index("seed").join(retrain, rsuffix="_retrain", how="inner")
+        row["delta_nomus"], row["delta_nomus_ci"] = mean_ci(paired["nomus"] - paired["nomus_retrain"])
+        gaps = [(paired[m] - paired[f"{m}_retrain"]).abs() for m in GAP_METRICS if m in paired]
+        row["gap"], row["gap_ci"] = mean_ci(sum(gaps) / len(gaps)) if gaps and len(paired) else (math.nan, math.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
+
+
+def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
+    """For rows ranked by NoMUS (leader first), each a {seed: NoMUS} map: is the row not separated from the leader?
+
+    Seeds are paired (the same split and the same Original for every method), so the test is a paired one: the
+    95 % Student-t interval of the leader-minus-row NoMUS differences over their common seeds contains 0. Fewer than
+    two common seeds decide nothing (no tie). The leader is tied when another row is."""
+    if not per_seed:
+        return []
+    lead = per_seed[0]
+    ties = []
+    for row in per_seed[1:]:
+        common = sorted(set(lead) & set(row))
+        differences = np.array([lead[s] - row[s] for s in common], float)
+        if len(differences) < 2:
+            ties.append(False)
+            continue
+        spread = differences.std(ddof=1)
+        if spread < 1e-12:
+            ties.append(bool(np.all(np.abs(differences) < 1e-12)))
+            continue
+        half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
+        ties.append(bool(abs(differences.mean()) <= half))
+    return [any(ties)] + ties
+
+
+def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
+    """`1=` for the rows after the leader up to the first one the paired test separates from it, and for the leader
+    when there is at least one such row; every row from the first separated one on gets its position, so labels
+    never go back to `1=` below a numbered row."""
+    ties = tied_with_leader(per_seed)[1:]
+    prefix = next((i for i, tied in enumerate(ties) if not tied), len(ties))
+    return [("1=" if prefix else "1")] * bool(per_seed) + [
+        "1=" if i < prefix else str(i + 2) for i in range(len(ties))]
+
+
+CLASS_WISE_NOTE = ("Class-wise forgetting: the forget set is every training image of the forgotten class (Retrain never "
+                   "saw it); test acc is on the remaining classes, forgotten-class acc on the test images of the "
+                   "forgotten class (Retrain's is about 0), and the MIA's non-members are the held-out images of the "
+                   "forgotten class. ")
+TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
+            "separates from it: per seed, the leader's NoMUS minus the row's (same split, same Original), 95 % "
+            "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
+            "their position. With fewer than two common seeds nothing is separated or tied, and no 1= is marked.")
+
+
+def _fmt(value: float, half: float = math.nan, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    text = f"{value:.{digits}f}"
+    return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
+
+
+def _cell(text: object) -> object:
+    """A table cell GitHub renders as one cell: its pipes escaped."""
+    return text.replace("|", "\\|") if isinstance(text, str) else text
+
+
+def table(body: list[list], headers: list[str]) -> str:
+    return tabulate([[_cell(c) for c in row] for row in body], [_cell(h) for h in headers], tablefmt="github",
+                    disable_numparse=True)
+
+
+def render_ablation(summary: pd.DataFrame, base: str) -> str:
+    """The paper's Table 3 shape: the full configuration and each variant with one component changed."""
+    rows = summary[summary["base"] == base].sort_values("variant", key=lambda v: v != "", kind="stable")
+    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci),
+             _fmt(row.unlearn_seconds, digits=1), row.seeds] for row in rows.itertuples()]
+    return table(body, ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"])
+
+
+def full_key(key: tuple) -> tuple:
+    """A board key with the defaults filled in (a 3-tuple task, backbone, preset is the default head, no pretrained
+    weights, random forgetting, one thread count)."""
+    return tuple(key) + tuple(KEY_DEFAULTS[name] for name in KEY[len(key):])
+
+
+def board_title(key: tuple) -> str:
+    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
+    notes = [scenario_words(scenario)] if scenario != "random" else []
+    notes += [f"preset {preset}"] if preset != "default" else []
+    notes += [f"{head} head"] if head != "linear" else []
+    notes += [f"pretrained {pretrained}"] if pretrained != "none" else []
+    notes += [f"{threads} torch threads"] if threads else []
+    return f"{task} × {backbone}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """Which rows were run from a `mubench tune` preset, and how it was tuned (budget, objective, sampler, seed)."""
+    if "tuned" not in cells or not cells["tuned"].notna().any():
+        return []
+    shown = set(main["label"]) if len(main) else set()
+    notes: dict[str, list[str]] = {}
+    for label, note in cells.loc[cells["tuned"].notna(), ["label", "tuned"]].drop_duplicates().itertuples(index=False):
+        if label in shown:
+            notes.setdefault(note, []).append(label)
+    lines = [f"Tuned with `mubench tune` ({note}): {', '.join(sorted(labels))}." for note, labels in notes.items()]
+    return lines + [""] if lines else []
+
+
+def render_board(key: tuple, cells: pd.DataFrame) -> str:
+    attacks, missing = board_attacks(cells)
+    columns = [column for attack in attacks for column in attack.columns]
+    full = summarise(cells, tuple(column.metric for column in columns))
+    main = full[full["variant"] == ""] if len(full) else full
+    class_wise = full_key(key)[5].startswith("class:")
+    headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
+               "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
+               *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
+    body = []
+    ranks = rank_labels(list(main["per_seed"])) if len(main) else []
+    for rank, row in zip(ranks, main.itertuples()):
+        name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
+        body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc),
+                     *([_fmt(row.forgotten_test_acc)] if class_wise else []), _fmt(row.mia), _fmt(row.fs, row.fs_ci),
+                     _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
+                     _fmt(row.mia_logloss), _fmt(row.mia_auc),
+                     *(_fmt(getattr(row, c.metric), getattr(row, f"{c.metric}_ci"), digits=c.digits)
+                       for c in columns),
+                     _fmt(row.unlearn_seconds, digits=1),
+                     _fmt(row.time_ratio), row.seeds])
+    commands = sorted({c for c in cells["command"].dropna() if c})
+    hashes = sorted({h[:12] for h in cells["split_hash"].dropna()})
+    seeds = sorted({int(s) for s in cells.loc[cells["status"] == "FINISHED", "seed"].dropna()})
+    threads = sorted({str(t) for t in cells["threads"].dropna()}) if "threads" in cells else []
+    lines = [f"# Leaderboard: {board_title(key)}", "",
+             "Produced by:", "", *[f"    {c}" for c in commands], "",
+             f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
+             f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
+             f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
+             *tuned_lines(main, cells),
+             table(body, headers), "",
+             "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
+             "± the half-width of their 95 % Student-t interval when there are several seeds. "
+             "FS is the forgetting score 2·(MIA − 0.5) in absolute value, the paper's scale (the MUFAC notebooks "
+             "print half of it). MIA: logistic regression on per-sample losses, forget (members) vs test (non-members; "
+             "the task's separate unseen set where it has one), balanced by a seeded shuffle, 10-fold stratified "
+             "shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
+             "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. "
+             "A row is one method with one configuration: --set overrides and ablation variants show in its name. "
+             "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
+             "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
+             "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
+             + (CLASS_WISE_NOTE if class_wise else "") + "".join(attack.note(cells) for attack in attacks)
+             + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
+                       f"shown. " for name in missing) + TIE_NOTE]
+    for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
+        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
+    failed = cells[cells["status"] == "FAILED"]
+    if len(failed):
+        lines += ["", "Failed or refused cells:", ""]
+        lines += [f"- {r.label} (seed {r.seed}): {r.error}" for r in failed.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def scenario_words(scenario: str) -> str:
+    kind, _, label = scenario.partition(":")
+    return f"class {label} forgotten" if kind == "class" else f"{scenario} forgetting"
+
+
+def board_name(key: tuple) -> str:
+    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
+    return (f"{task}-{backbone}" + ("" if scenario == "random" else "-" + scenario.replace(":", ""))
+            + ("" if preset == "default" else f"-{preset}")
+            + ("" if head == "linear" else f"-head-{head}")
+            + ("" if pretrained == "none" else f"-pretrained-{pretrained[:8]}")
+            + (f"-threads-{threads}" if threads else "") + ".md")
+
+
+def render_all(tracking_uri: str, out_dir: Path, only: list[tuple] | None = None) -> dict:
+    """Write one markdown board per key into `out_dir` (with `only`, the boards whose key starts with one of those
+    tuples); return {key: (path, text)}."""
+    cells = latest_cells(tracking_uri)
+    written = {}
+    if cells.empty:
+        return written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key, group in cells.groupby(list(KEY)):
+        if only is not None and not any(key[:len(prefix)] == tuple(prefix) for prefix in only):
+            continue
+        text = render_board(key, group)
+        path = out_dir / board_name(key)
+        path.write_text(text)
+        written[key] = (path, text)
+    write_index(out_dir)
+    return written
+
+
+INDEX = "README.md"
+
+
+def render_index(folder: Path) -> str:
+    """The index of the boards in `folder`: what each ranks, on which seeds, and the commands that produced it."""
+    rows = []
+    for path in sorted(p for p in Path(folder).glob("*.md") if p.name != INDEX):
+        lines = path.read_text().splitlines()
+        title = lines[0].removeprefix("# Leaderboard: ") if lines else path.stem
+        commands = [line.strip() for line in lines if line.startswith("    mubench ")]
+        seeds = next((line.split("Seeds: ")[1].split(".")[0] for line in lines if "Seeds: " in line), "—")
+        produced = "<br>".join(f"`{c}`".replace("|", "\\|") for c in commands) or "—"
+        rows.append([f"[{path.name}]({path.name})", title, seeds, produced])
+    table = tabulate(rows, ["board", "task × backbone", "seeds", "produced by"], tablefmt="github",
+                                disable_numparse=True) if rows \
+        else "No boards yet: `mubench leaderboard --store <run folder> --out leaderboards/` writes them here."
+    return "\n".join([
+        "# Leaderboards", "",
+        "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten "
+        "with the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0, 1, 2 "
+        "with `--ablate` and commits the boards here. How to read a board: "
+        "[Reading the leaderboard](../README.md#reading-the-leaderboard).", "", table, ""])
+
+
+def write_index(folder: Path) -> Path:
+    path = Path(folder) / INDEX
+    path.write_text(render_index(folder))
+    return path

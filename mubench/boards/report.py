@@ -1,0 +1,132 @@
+"""`mubench report`: one markdown page per task × backbone: the leaderboard, the ablation table where a method was
+ablated, and the figures of mubench.boards.figures next to the page, linked relatively: each cell's losses figure copied from
+the MLflow store, and per seed a t-SNE drawn here from the penultimate features the board's cells left in it."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
+
+from mubench.attacks.base import installed
+from mubench.boards.scatter import board_png, draw_board
+from mubench.attacks.lira import ATTACK_SCORES
+from mubench.boards.leaderboard import KEY, board_name, latest_cells, render_board
+from mubench.boards.figures import (ATTACK_PNG, REFERENCES, TSNE_PNG, draw_attack_scores, draw_tsne, features_npz, file_stem,
+                           losses_png, plots_stem)
+
+def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
+    """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
+    cells = latest_cells(tracking_uri)
+    if cells.empty:
+        return []
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    client = MlflowClient(tracking_uri)
+    pages = []
+    for key, group in cells.groupby(list(KEY)):
+        stem = board_name(key)[:-len(".md")]
+        shutil.rmtree(out_dir / stem, ignore_errors=True)  # figures of an earlier report must not linger unlinked
+        sections = [_seed_section(client, tracking_uri, group, stem, plots_stem(*key[:3], key[5]), int(seed),
+                                  out_dir)
+                    for seed in sorted({int(s) for s in group["seed"].dropna()})]
+        page = out_dir / f"{stem}.md"
+        scatter = draw_board(key, group, out_dir / stem / board_png(key))
+        picture = [f"![{stem}: accuracy against forgetting, NoMUS against time]({stem}/{board_png(key)})", ""] \
+            if scatter else []
+        page.write_text(render_board(key, group) + "\n" + "\n".join(picture + sections))
+        pages.append(page)
+    return pages
+
+
+def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str, figures_stem: str, seed: int,
+                  out_dir: Path) -> str:
+    """The figures of one seed under `<out>/<stem>/s<seed>/`: its t-SNE, and the losses figure of each cell."""
+    cells = cells[(cells["seed"].astype(int) == seed) & (cells["status"] == "FINISHED")].sort_values("label")
+    folder = Path(stem) / f"s{seed}"
+    lines = [f"## Figures, seed {seed}", ""]
+    drawn = _draw_tsne(client, uri, cells, out_dir / folder / TSNE_PNG,
+                       f"{figures_stem} · penultimate features · seed {seed}")
+    if drawn:
+        missing = sorted(set(cells["label"]) - set(drawn))
+        gap = f"; no features saved for {', '.join(missing)}" if missing else ""
+        lines += ["t-SNE of penultimate features on a fixed subsample of retain, forget and test, one panel per "
+                  f"model (the DLFD paper's Figures 2 and 4){gap}:", "",
+                  f"![t-SNE, seed {seed}]({folder.as_posix()}/{TSNE_PNG})", ""]
+    losses = []
+    for cell in cells[~cells["label"].isin(list(REFERENCES))].itertuples():  # each figure shows both references
+        name = losses_png(cell.label)
+        if _fetch(client, uri, cell.run_id, f"plots/{name}", out_dir / folder):
+            losses += [f"### {cell.label}", "", f"![{file_stem(cell.label)} losses, seed {seed}]({folder.as_posix()}/{name})", ""]
+    if losses:
+        lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
+                  "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",
+                  *losses]
+    attacks = _draw_attack_scores(client, uri, cells, out_dir / folder, f"{figures_stem} · seed {seed}")
+    for prefix, png in attacks.items():
+        attack = installed(prefix)
+        title = attack.title if attack else prefix
+        what = f" ({attack.example_scores})" if attack and attack.example_scores else ""
+        lines += [f"Per-example {title} scores{what} of each model on its forget examples (members) and the "
+                  f"held-out non-members: a model that forgot shows the two on top of each other, as Retrain does.",
+                  "", f"![{title} scores, seed {seed}]({folder.as_posix()}/{png})", ""]
+    if not drawn and not losses and not attacks:
+        lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
+                  "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
+    return "\n".join(lines)
+
+
+def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, title: str) -> list[str]:
+    """Draw the t-SNE of every cell that saved its features (references first) into `path`; return their labels."""
+    features = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+            name = features_npz(cell.label)
+            if _fetch(client, uri, cell.run_id, f"plots/{name}", Path(tmp)):
+                with np.load(Path(tmp) / name) as saved:
+                    features[cell.label] = saved["features"], saved["roles"]
+    if features:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draw_tsne({REFERENCES.get(label, label): panel for label, panel in features.items()}, path, title)
+    return list(features)
+
+
+def _draw_attack_scores(client: MlflowClient, uri: str, cells: pd.DataFrame, folder: Path,
+                        title: str) -> dict[str, str]:
+    """Per attack the cells logged per-example scores of (e.g. LiRA, U-LiRA): a histogram figure in `folder`;
+    {attack: file name}."""
+    panels: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+            if not _fetch(client, uri, cell.run_id, ATTACK_SCORES, Path(tmp) / cell.run_id):
+                continue
+            with np.load(Path(tmp) / cell.run_id / ATTACK_SCORES) as saved:
+                for prefix in sorted(k[:-len("_members")] for k in saved.files if k.endswith("_members")):
+                    panels.setdefault(prefix, {})[REFERENCES.get(cell.label, cell.label)] = {
+                        "members": saved[f"{prefix}_members"], "nonmembers": saved[f"{prefix}_nonmembers"]}
+    drawn = {}
+    for prefix, panel in panels.items():
+        if panel:
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{prefix}-{ATTACK_PNG}"
+            draw_attack_scores(panel, folder / name, f"{getattr(installed(prefix), 'title', prefix)} · {title}")
+            drawn[prefix] = name
+    return drawn
+
+
+def _fetch(client: MlflowClient, uri: str, run_id: str, artifact: str, folder: Path) -> bool:
+    """Copy one artifact of a run into `folder`; False when the run has no such artifact."""
+    parent, _, name = artifact.rpartition("/")
+    if name not in {Path(a.path).name for a in client.list_artifacts(run_id, parent)}:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp, tracking_uri=uri)
+        shutil.copyfile(local, folder / name)
+    return True
+
+

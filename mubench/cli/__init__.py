@@ -1,0 +1,4 @@
+"""The `mubench` command line."""
+from mubench.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,103 @@
+"""What is forgotten: a scenario turns a task's splits into the retain / forget sets of one forgetting request.
+
+- `random`: the task's own split (the papers' protocol: a fixed forget subset). The default.
+- `class:<label>`: forget every training image of one class; retain is the rest of the training set, so the Retrain
+  reference never sees the class (class-wise forgetting as UNSIR, Bad Teaching, SCRUB and SalUn report it).
+- `identity`: forget every training image of a seeded set of people (or families), about as many images as the
+  task's own forget set; only tasks whose data names identities have it (MUCAC by identity, MUFAC by family).
+
+val and test (and unseen) are never changed. The scenario is part of the split's hash, so of every key, run and board.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from mubench.data.splits import Split, Splits
+from mubench.core.errors import MubenchError
+from mubench.core.losses import TaskKind
+
+IDENTITY_SEED = 0  # the people forgotten are the same for every seed of a grid, so seeds stay paired
+KINDS = ("random", "class:<label>", "identity")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str  # "random" | "class" | "identity"
+    label: int | None = None  # the forgotten class of a class-wise scenario
+
+    @property
+    def text(self) -> str:
+        """As written on the command line and stored in the runs: `random`, `class:3`, `identity`."""
+        return f"class:{self.label}" if self.kind == "class" else self.kind
+
+    @property
+    def slug(self) -> str:
+        """As it appears in a board's file name: `class3`, `identity` (random adds nothing)."""
+        return f"class{self.label}" if self.kind == "class" else self.kind
+
+
+def parse_scenario(text: str) -> Scenario:
+    text = text.strip()
+    if text in ("random", "identity"):
+        return Scenario(text)
+    kind, _, label = text.partition(":")
+    if kind == "class" and label.strip().lstrip("-").isdigit():
+        return Scenario("class", int(label))
+    raise MubenchError(f"--scenario {text!r} is not a scenario; valid scenarios: {', '.join(KINDS)} "
+                       f"(e.g. class:3).")
+
+
+def check_scenario(scenario: Scenario, task: str, kind: TaskKind, num_outputs: int, has_identities: bool) -> None:
+    """One clear sentence, before any work, for a scenario the task cannot have."""
+    if scenario.kind == "class":
+        if kind != TaskKind.MULTICLASS:
+            raise MubenchError(f"--scenario {scenario.text} needs a single-label task; {task!r} is multi-label "
+                               f"(use random or identity).")
+        if not 0 <= scenario.label < num_outputs:
+            raise MubenchError(f"--scenario {scenario.text}: task {task!r} has classes 0–{num_outputs - 1}; "
+                               f"choose one of them.")
+    if scenario.kind == "identity" and not has_identities:
+        raise MubenchError(f"--scenario identity needs a task whose data names people or families; {task!r} has "
+                           f"none (use random or class:<label>).")
+
+
+def apply_scenario(splits: Splits, scenario: Scenario) -> Splits:
+    """The splits of `scenario`: the training set (retain ∪ forget) divided anew; val, test, unseen unchanged."""
+    if scenario.kind == "random":
+        return splits
+    check_scenario(scenario, splits.task, splits.kind, splits.num_outputs, bool(splits.identities))
+    pool = splits.retain.concat(splits.forget)
+    if scenario.kind == "class":
+        forget_mask = pool.labels.numpy() == scenario.label
+        if not forget_mask.any():
+            raise MubenchError(f"--scenario {scenario.text}: task {splits.task!r} has no training image of class "
+                               f"{scenario.label}; choose a class it has.")
+        classes = (scenario.label,)
+    else:
+        forget_mask = identity_forget_mask(pool, splits.identities, len(splits.forget))
+        classes = ()
+    forget_index = torch.from_numpy(np.flatnonzero(forget_mask))
+    retain_index = torch.from_numpy(np.flatnonzero(~forget_mask))
+    forget_ids = "\n".join(pool.ids[i] for i in forget_index.tolist())
+    digest = hashlib.sha256(f"{splits.split_hash}:{scenario.text}:{forget_ids}".encode()).hexdigest()
+    return replace(splits, retain=pool.subset(retain_index), forget=pool.subset(forget_index), split_hash=digest,
+                   scenario=scenario.text, forgotten_classes=classes,
+                   notes={**splits.notes, "scenario": scenario.text, "scenario_of": splits.split_hash})
+
+
+def identity_forget_mask(pool: Split, identities: dict[str, str], target: int) -> np.ndarray:
+    """Every image of a seeded set of identities, added one identity at a time until at least `target` images."""
+    people = np.array([identities[i] for i in pool.ids])
+    order = np.random.RandomState(IDENTITY_SEED).permutation(sorted(set(people)))
+    chosen, count = set(), 0
+    sizes = {p: int(n) for p, n in zip(*np.unique(people, return_counts=True))}
+    for person in order:
+        if count >= target or len(chosen) == len(sizes) - 1:  # someone must stay in retain
+            break
+        chosen.add(person)
+        count += sizes[person]
+    return np.isin(people, sorted(chosen))

@@ -1,0 +1,103 @@
+"""One cell: unlearn a copy of the Original, time it, score it, and log it as a child run of the invocation."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import traceback
+
+import mlflow
+import torch
+
+from mubench.scores import metrics
+from mubench.unlearn.api import METHODS
+from mubench.core.config import param_text, stable_hash
+from mubench.data.splits import Splits
+from mubench.core.errors import MubenchError
+from mubench.harness.keys import config_hash, pretrained_digest
+from mubench.harness.plan import CellFailure, MethodSpec, RunPlan, RunSummary
+from mubench.core.progress import cell_done
+from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
+from mubench.harness.references import References
+from mubench.core.tracking import TAG, process_tags, provenance_tags
+from mubench.data.tasks import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
+             refs: References, plots=None, attack=None) -> dict[str, float]:
+    """Unlearn one copy of the original, time it, score it. Raises on any failure of the method. `attack`, when
+    given (the executor's, e.g. LiRA with its shadows), maps the unlearned model and the cell's spec to more scores;
+    the method never sees it."""
+    unlearner = METHODS.get(spec.name)(spec.config_for(splits.task))
+    refuse_multilabel(unlearner, splits)
+    data = unlearn_data(splits, recipe.batch_size, plan.device)
+    done = unlearn_once(unlearner, refs.original, data, seed=seed, monitor=split_monitor(splits, data),
+                        retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
+                        quiet=plan.quiet)
+    result, seconds = done.model, done.seconds
+    losses = {}
+    scores = metrics.score_model(result, splits, plan.device, losses)
+    bad = [k for k, v in scores.items() if not math.isfinite(v)]
+    if bad:
+        raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
+    if attack is not None:
+        scores.update(attack(result, spec))
+    retrain_seconds = refs.retrain_record["train_seconds"]
+    scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
+                  time_ratio=metrics.time_ratio(seconds, retrain_seconds))
+    log_to_active_run(done.logged)
+    if plots is not None:
+        plots.cell(spec.row, result, losses)
+    return scores
+
+
+def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, threads) -> dict[str, str]:
+    """The tags a board groups and filters cells by: one board per task × backbone × preset × head × pretrained
+    weights × torch threads, one row per label (method and resolved configuration)."""
+    return {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row,
+            f"{TAG}base": spec.base, f"{TAG}variant": spec.variant,
+            f"{TAG}task": splits.task, f"{TAG}scenario": splits.scenario, f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
+            f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
+            f"{TAG}pretrained": (pretrained_digest(plan.pretrained) or "none")[:12], f"{TAG}threads": str(threads),
+            f"{TAG}device": plan.device.type, f"{TAG}config_hash": config_hash(spec, splits.task),
+            f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
+            f"{TAG}original_cache": original_key, f"{TAG}attacks": ",".join(plan.attacks),
+            **provenance_tags(), **process_tags()}
+
+
+def cell_run_name(spec, splits, backbone, seed) -> str:
+    scenario = "" if splits.scenario == "random" else f"[{splits.scenario}]"
+    return f"{spec.row}/{splits.task}{scenario}/{backbone}/s{seed}"
+
+
+def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary: RunSummary,
+                    seed_plots=None, attack=None) -> None:
+    """One cell as a child run: FINISHED with its scores, or FAILED with its error (the grid goes on)."""
+    config = spec.config_for(splits.task)
+    threads = torch.get_num_threads()
+    tags = cell_tags(plan, spec, key, splits, recipe, backbone, seed, refs.original_record["key"], threads)
+    params = {**{f"cfg.{k}": v for k, v in param_text(config).items()},
+              **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
+              "task": splits.task, "scenario": splits.scenario, "backbone": backbone, "seed": seed,
+              "split_hash": splits.split_hash,
+              "preset": plan.preset, "device": plan.device.type, "threads": threads,
+              **{f"task.{k}": v for k, v in splits.notes.get("task_options", {}).items()}}
+    summary.cells += 1
+    # Named parent: in a worker of another process the parent run is not the active one.
+    with mlflow.start_run(run_name=cell_run_name(spec, splits, backbone, seed), nested=True,
+                          parent_run_id=summary.parent_run_id, tags=tags) as run:
+        mlflow.log_params(params)
+        try:
+            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots, attack)
+        except Exception as exc:  # one broken method must not cost the rest of the grid
+            message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
+            log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())
+            mlflow.set_tag(f"{TAG}error", message[:5000])
+            mlflow.end_run(status="FAILED")
+            summary.failures.append(CellFailure(spec.row, splits.task, backbone, seed, message))
+            cell_done(spec.row, splits, backbone, seed, error=message, quiet=plan.quiet)
+            return
+        mlflow.log_metrics(scores)
+    cell_done(spec.row, splits, backbone, seed, scores, quiet=plan.quiet)

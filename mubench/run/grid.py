@@ -1,0 +1,63 @@
+"""The grid: every method × task × backbone × seed cell not yet FINISHED in the store, handed to an executor."""
+from __future__ import annotations
+
+import mlflow
+import torch
+
+from mubench.run.executors import make_executor
+from mubench.harness.keys import pretrained_digest
+from mubench.run.cell_keys import cell_key
+from mubench.harness.plan import CellJob, RunPlan, RunSummary
+from mubench.data.tasks import load_task
+from mubench.data.scenarios import check_scenario, parse_scenario
+from mubench.data.tasks import TASKS
+from mubench.core.tracking import (TAG, finished_cell_keys, mark_dead_runs_killed, open_store, process_tags,
+                              provenance_tags)
+
+
+def cell_threads(plan: RunPlan) -> int:
+    """The torch threads each cell will run on (CPU results depend on it, so it is part of a cell's key)."""
+    return plan.threads or (1 if plan.executor == "ray" else torch.get_num_threads())
+
+
+def run(plan: RunPlan) -> RunSummary:
+    executor = make_executor(plan.executor, plan.ray_address)
+    for name in plan.tasks:  # a scenario a task cannot have stops the run before any data is read
+        task = TASKS.get(name)
+        for scenario in map(parse_scenario, plan.scenarios):
+            if task.num_outputs:  # tasks that count their classes only when loaded are checked then
+                check_scenario(scenario, name, task.kind, task.num_outputs, task.has_identities)
+    # Every data root is validated before a run is opened: bad data leaves nothing in the store.
+    tasks = {(name, scenario): load_task(name, plan.preset, plan.data_root, scenario, plan.task_options.get(name))[1:]
+             for name in plan.tasks for scenario in plan.scenarios}
+    experiment_id = open_store(plan.tracking_uri, plan.out)
+    killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
+    done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)
+    parent_tags = {f"{TAG}kind": "invocation", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
+                   f"{TAG}executor": plan.executor, **provenance_tags(), **process_tags()}
+    with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
+        summary = RunSummary(parent.info.run_id, killed=killed)
+        jobs = grid_jobs(plan, tasks, done, summary)
+        executor.run(plan, jobs, tasks, summary)
+        if summary.failures:
+            mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
+            mlflow.end_run(status="FAILED")
+    return summary
+
+
+def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -> list[CellJob]:
+    """Every cell not FINISHED in the store, grouped by task, backbone and seed in the grid's order."""
+    jobs = []
+    threads = cell_threads(plan)
+    for (task_name, scenario), (splits, recipe) in tasks.items():
+        for backbone in plan.backbones:
+            summary.boards.append((task_name, backbone, plan.preset, plan.head,
+                                   (pretrained_digest(plan.pretrained) or "none")[:12], scenario))
+            for seed in plan.seeds:
+                for spec in plan.methods:
+                    key = cell_key(plan, spec, splits, recipe, backbone, seed, threads)
+                    if key in done:
+                        summary.skipped += 1
+                    else:
+                        jobs.append(CellJob(spec, key, task_name, backbone, seed, scenario))
+    return jobs

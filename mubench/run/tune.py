@@ -1,0 +1,291 @@
+"""`mubench tune`: every method gets the same number of trials over its declared search space, scored on val only.
+
+A trial unlearns a copy of the seed's Original with one configuration and reads `ctx.monitor()` on the result: FS on
+forget (members) vs val (non-members) and val accuracy, combined as NoMUS combines test accuracy and FS. The test
+split is never read (no `metrics.score_model`). Trial 0 of every study is the method's own default, so the tuned
+configuration competes with the paper's; the rest come from Optuna's TPE sampler, seeded. Each study lives in
+`<out>/tune.db` (Optuna's RDB storage), so a killed tune resumes: finished trials are kept, only the missing ones
+run. Every trial is an MLflow child run (kind=trial) of a tuning run (kind=tune); boards read cells only.
+
+The best configuration per method is written as a preset file (`<out>/tuned-preset.json`) that
+`mubench run --preset-from` applies as `--set` overrides, tagging the cells it runs so their board says so.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import torch
+
+from mubench.unlearn.api import METHODS, MonitorReading
+from mubench.core.config import param_text, stable_hash, value_text
+from mubench.core.errors import MubenchError
+from mubench.run.cell_keys import cell_key
+from mubench.harness.plan import MethodSpec, RunPlan, RunSummary
+from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
+from mubench.harness.references import train_references
+from mubench.data.tasks import load_task
+from mubench.core.tracking import TAG, mark_dead_runs_killed, open_store, process_tags, provenance_tags
+
+OBJECTIVE = "½·(val acc + 1 − FS(forget vs val))"
+SAMPLER = "TPE"
+PRESET_FILE = "tuned-preset.json"
+STUDY_DB = "tune.db"
+FORMAT = 1  # of the preset file
+
+log = logging.getLogger(__name__)
+
+
+def objective(reading: MonitorReading) -> float:
+    """The tuning objective: NoMUS's form with val in place of test."""
+    return 0.5 * (reading.val_accuracy + 1.0 - reading.forgetting_score)
+
+
+@dataclass
+class TunedMethod:
+    method: str
+    params: dict[str, object]  # the best trial's values of the searched fields
+    best: float  # its objective
+    default: float  # trial 0's objective: the method's defaults on this task
+    trials: int  # finished trials counted against the budget (failed ones included)
+    failed: int
+    seconds: float  # unlearning time of those trials
+    retrain_seconds: float
+
+    @property
+    def cost(self) -> float:
+        """The tuning's unlearning time as a multiple of one Retrain."""
+        return self.seconds / self.retrain_seconds if self.retrain_seconds > 0 else math.nan
+
+
+@dataclass
+class TuneResult:
+    methods: list[TunedMethod]
+    tuning: dict[str, object]  # what the preset file records about how the tuning was done
+    preset_path: Path
+    parent_run_id: str
+    trials_run: int = 0  # trials this invocation ran (a resumed tune runs only the missing ones)
+    killed: list[str] = field(default_factory=list)
+
+
+def startup(trials: int) -> int:
+    """Random trials before TPE models the history (Optuna's 10 is most of a small budget)."""
+    return max(2, min(10, trials // 2))
+
+
+def check_methods(names: list[str], trials: int) -> None:
+    if trials < 1:
+        raise MubenchError(f"--trials {trials} must be at least 1: every method gets that many trials.")
+    for name in names:
+        if not METHODS.get(name).search_space:
+            raise MubenchError(f"method {name!r} declares no search space (its search_space is empty), so there is "
+                               f"nothing to tune; run it with its defaults or leave it out of --methods.")
+
+
+def study_name(plan: RunPlan, name: str, splits, recipe, backbone: str, seed: int, threads: int) -> str:
+    """One study per method × everything a trial's result depends on (its cell key) × the search space: a tune
+    with a changed method, space, task or recipe starts a new study instead of mixing results."""
+    space = {k: str(v) for k, v in METHODS.get(name).search_space.items()}
+    key = cell_key(plan, MethodSpec(name), splits, recipe, backbone, seed, threads)
+    return f"{name}/{splits.task}/{backbone}/{plan.preset}/s{seed}/{stable_hash({'cell': key, 'space': space}, 12)}"
+
+
+def tune(plan: RunPlan, methods: list[str], trials: int, sampler_seed: int = 0) -> TuneResult:
+    """Tune each method over its search space with `trials` trials on plan.tasks[0] × plan.backbones[0] ×
+    plan.seeds[0] (the references of that seed), and write the preset file into plan.out."""
+    import optuna
+    from threadpoolctl import threadpool_limits
+    check_methods(methods, trials)
+    task, backbone, seed, scenario = plan.tasks[0], plan.backbones[0], plan.seeds[0], plan.scenarios[0]
+    splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
+    experiment_id = open_store(plan.tracking_uri, plan.out)
+    killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(plan.out / STUDY_DB).resolve()}")
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads or default_threads)
+    try:
+        with threadpool_limits(plan.threads or None):
+            threads = torch.get_num_threads()
+            tuning = {"task": task, "scenario": scenario, "backbone": backbone, "preset": plan.preset,
+                      "head": plan.head, "seed": seed, "trials": trials, "objective": OBJECTIVE, "sampler": SAMPLER,
+                      "sampler_seed": sampler_seed, "startup_trials": startup(trials),
+                      "split_hash": splits.split_hash, "threads": threads,
+                      "device": plan.device.type, "command": plan.command}
+            parent_tags = {f"{TAG}kind": "tune", f"{TAG}command": plan.command, f"{TAG}preset": plan.preset,
+                           **provenance_tags(), **process_tags()}
+            with mlflow.start_run(run_name="mubench tune", tags=parent_tags) as parent:
+                mlflow.log_params({f"tune.{k}": v for k, v in tuning.items() if k != "command"})
+                refs = train_references(plan, splits, recipe, backbone, seed, RunSummary(parent.info.run_id))
+                result = TuneResult([], tuning, plan.out / PRESET_FILE, parent.info.run_id, killed=killed)
+                for name in methods:
+                    result.methods.append(tune_method(plan, name, trials, sampler_seed, splits, recipe, backbone,
+                                                      seed, threads, refs, storage, parent.info.run_id, result))
+    finally:
+        torch.set_num_threads(default_threads)
+    write_preset(result)
+    return result
+
+
+def tune_method(plan, name, trials, sampler_seed, splits, recipe, backbone, seed, threads, refs, storage,
+                parent_run_id, result: TuneResult) -> TunedMethod:
+    import optuna
+    from optuna.trial import TrialState
+    cls = METHODS.get(name)
+    space = cls.search_space
+    study = optuna.create_study(study_name=study_name(plan, name, splits, recipe, backbone, seed, threads),
+                                storage=storage, direction="maximize", load_if_exists=True)
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # a killed tune's last trial
+        storage.set_trial_user_attr(stale._trial_id, "killed", True)
+        storage.set_trial_state_values(stale._trial_id, TrialState.FAIL)
+    history = study.get_trials(deepcopy=False)
+    # Seeded by the history's length: a resumed tune draws its own sequence, not the first trials' again.
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(history), n_startup_trials=startup(trials))
+    if not any(t.user_attrs.get("default") and not t.user_attrs.get("killed") for t in history):
+        defaults = MethodSpec(name).config_for(splits.task)
+        study.enqueue_trial({k: getattr(defaults, k) for k in space}, user_attrs={"default": True})
+    missing = trials - len(counted(study))
+    if missing > 0:
+        run = lambda trial: run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_run_id,
+                                      study.study_name)
+        study.optimize(run, n_trials=missing, catch=(Exception,))
+        result.trials_run += missing
+    done = counted(study)[:trials]
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise MubenchError(f"every one of {name}'s {len(done)} trials failed; the first: "
+                           f"{done[0].user_attrs.get('error', 'no message') if done else 'none ran'}.")
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    default = next((t for t in done if t.user_attrs.get("default")), None)
+    return TunedMethod(name, {k: best.params[k] for k in space}, best.value,
+                       default.value if default is not None and default.state == TrialState.COMPLETE else math.nan,
+                       len(done), sum(t.state == TrialState.FAIL for t in done),
+                       sum(t.user_attrs.get("unlearn_seconds", 0.0) for t in done),
+                       refs.retrain_record["train_seconds"])
+
+
+def counted(study) -> list:
+    """The trials that count against the budget, in order: finished or failed by the method, not killed."""
+    from optuna.trial import TrialState
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED) and not t.user_attrs.get("killed")]
+
+
+def run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_run_id, study: str) -> float:
+    """One trial as an MLflow child run (kind=trial): its configuration, val-only readings and objective."""
+    cls = METHODS.get(name)
+    params = {k: dim.suggest(trial, k) for k, dim in cls.search_space.items()}
+    spec = MethodSpec(name, tuple(params.items()))
+    tags = {f"{TAG}kind": "trial", f"{TAG}method": name, f"{TAG}study": study, f"{TAG}trial": str(trial.number),
+            f"{TAG}task": splits.task, f"{TAG}backbone": backbone, f"{TAG}seed": str(seed),
+            f"{TAG}preset": plan.preset, f"{TAG}command": plan.command, **process_tags()}
+    with mlflow.start_run(run_name=f"{name} trial {trial.number}", nested=True, parent_run_id=parent_run_id,
+                          tags=tags):
+        try:
+            config = spec.config_for(splits.task)
+            mlflow.log_params({f"cfg.{k}": v for k, v in param_text(config).items()})
+            reading, seconds = unlearn_on_val(plan, name, config, splits, recipe, seed, refs)
+            value = objective(reading)
+            if not math.isfinite(value):
+                raise MubenchError(f"method {name!r} gave a non-finite val reading {reading}.")
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", message[:2000])
+            mlflow.set_tag(f"{TAG}error", message[:5000])
+            mlflow.end_run(status="FAILED")
+            raise
+        trial.set_user_attr("unlearn_seconds", seconds)
+        mlflow.log_metrics({"objective": value, "val_acc": reading.val_accuracy, "val_fs": reading.forgetting_score,
+                            "val_mia": reading.mia, "unlearn_seconds": seconds,
+                            "time_ratio": seconds / refs.retrain_record["train_seconds"]})
+    return value
+
+
+def unlearn_on_val(plan, name, config, splits, recipe, seed, refs) -> tuple[MonitorReading, float]:
+    """Unlearn a copy of the Original as a cell does, then read the monitor (forget vs val, val accuracy) only:
+    nothing here touches splits.test."""
+    unlearner = METHODS.get(name)(config)
+    refuse_multilabel(unlearner, splits)
+    data = unlearn_data(splits, recipe.batch_size, plan.device)
+    monitor = split_monitor(splits, data)
+    done = unlearn_once(unlearner, refs.original, data, seed=seed, monitor=monitor,
+                        retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]))
+    log_to_active_run(done.logged)
+    return monitor(done.model), done.seconds
+
+
+# The preset file -------------------------------------------------------------------------------------------------
+
+def write_preset(result: TuneResult) -> None:
+    payload = {"format": FORMAT, "tuning": result.tuning,
+               "methods": {m.method: {"set": {k: value_text(v) for k, v in m.params.items()},
+                                      "objective": m.best, "default_objective": m.default, "trials": m.trials,
+                                      "failed_trials": m.failed, "unlearn_seconds": m.seconds,
+                                      "cost_x_retrain": m.cost}
+                           for m in result.methods}}
+    result.preset_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def set_lines(result: TuneResult) -> list[str]:
+    """One line of `--set` options per method: its best configuration."""
+    return [" ".join(f"--set {m.method}.{k}={value_text(v)}" for k, v in m.params.items()) for m in result.methods]
+
+
+def tuned_note(tuning: dict) -> str:
+    """How a tuned row's configuration was chosen, for its cells' tag and the board's header."""
+    scenario = "" if tuning["scenario"] == "random" else f" [{tuning['scenario']}]"
+    return (f"{tuning['trials']} trials per method on val of {tuning['task']}{scenario} ({tuning['preset']}, "
+            f"{tuning['backbone']}, seed {tuning['seed']}), objective {tuning['objective']}, "
+            f"{tuning['sampler']} sampler seed {tuning['sampler_seed']}")
+
+
+def read_preset(path: Path) -> dict:
+    """The preset file as written by `tune`, checked for its form and its methods."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise MubenchError(f"--preset-from {str(path)!r} cannot be read ({exc.strerror or exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise MubenchError(f"--preset-from {str(path)!r} is not a preset written by `mubench tune` "
+                           f"(not JSON: {exc.msg}).") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or \
+            not isinstance(payload.get("methods"), dict) or not isinstance(payload.get("tuning"), dict):
+        raise MubenchError(f"--preset-from {str(path)!r} is not a preset written by `mubench tune` "
+                           f"(format {FORMAT}).")
+    for name in payload["methods"]:
+        METHODS.resolve(name)
+    return payload
+
+
+def preset_assignments(payload: dict, methods: list[str], given: tuple[str, ...] | list[str]) -> list[str]:
+    """The preset's `--set` assignments for the methods being run, after those given: an explicit --set of the same
+    field wins."""
+    explicit = {item.partition("=")[0] for item in given}
+    tuned = [name for name in payload["methods"] if name in methods]
+    if not tuned:
+        raise MubenchError(f"the preset tunes {', '.join(payload['methods']) or 'no method'}, none of the methods "
+                           f"to run ({', '.join(methods)}).")
+    out = []
+    for name in tuned:
+        for k, v in payload["methods"][name]["set"].items():
+            if f"{name}.{k}" not in explicit:
+                out.append(f"{name}.{k}={v}")
+    return out
+
+
+def tag_tuned_cells(tracking_uri: str, parent_run_id: str, payload: dict, labels: list[str]) -> None:
+    """Mark the cells of the tuned rows (tag `tuned`: how the configuration was chosen): this run's and those an
+    earlier, killed run from the same preset finished (a rerun skips them)."""
+    client = mlflow.MlflowClient(tracking_uri)
+    note = tuned_note(payload["tuning"])
+    client.set_tag(parent_run_id, f"{TAG}tuned", note)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}kind` = 'cell'", max_results=50000)
+    for run in runs:
+        if run.data.tags.get(f"{TAG}label") in labels and run.data.tags.get(f"{TAG}tuned") != note:
+            client.set_tag(run.info.run_id, f"{TAG}tuned", note)

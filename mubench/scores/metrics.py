@@ -1,0 +1,131 @@
+"""Scores of an unlearned model, as the MUFAC/MUCAC benchmark (Choi & Na, "Towards Machine Unlearning Benchmarks",
+its public notebooks, github.com/ndb796/MachineUnlearning) and the DLFD paper (Choi & Na, AAAI 2025) define them:
+per-sample losses in eval mode; MIA = logistic regression on the loss, forget (members) vs held-out non-members,
+balanced by a seeded shuffle, 10-fold stratified shuffle split; FS = 2·|MIA − 0.5|; NoMUS = ½·(acc + 1 − FS)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from mubench.core import accel
+from mubench.data.splits import BatchLoader, Preprocess, Split
+from mubench.core.losses import TaskKind, correct, task_loss
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess, device: torch.device,
+             batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample losses and per-sample correctness (multi-label: the share of attributes right), model in eval
+    mode; the forward pass under bf16 autocast on the fast path (mubench.core.accel), the loss in float32."""
+    model.eval()
+    losses, right = [], []
+    for x, y in BatchLoader(split, preprocess, batch_size, device=device):
+        with accel.autocast(device):
+            logits = model(x)
+        logits = logits.float()
+        losses.append(task_loss(logits, y, kind, reduction="none").float().cpu())
+        right.append(correct(logits, y, kind).float().cpu())
+    if not losses:
+        return np.zeros(0), np.zeros(0)
+    return torch.cat(losses).numpy(), torch.cat(right).numpy()
+
+
+def losses_and_accuracy(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess,
+                        device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, float]:
+    """Per-sample losses (model in eval mode) and accuracy on `split`."""
+    losses, right = evaluate(model, split, kind, preprocess, device, batch_size)
+    return losses, mean_or_nan(right)
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def in_classes(split: Split, classes: tuple[int, ...]) -> np.ndarray:
+    """Which samples of `split` carry one of `classes` (single-label tasks)."""
+    return np.isin(split.labels.numpy(), classes)
+
+
+@dataclass(frozen=True)
+class MiaResult:
+    mia: float  # the paper's attack: LogisticRegression() on the raw loss
+    mia_logloss: float  # the same attack on standardised log-loss (scale-free)
+    mia_auc: float  # ROC AUC of -loss as a membership score
+    n_members: int
+    n_nonmembers: int
+
+
+def balance(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the larger set with `seed` and keep as many as the smaller set has."""
+    rng = np.random.RandomState(seed)
+    if len(member_losses) >= len(nonmember_losses):
+        member_losses = member_losses[rng.permutation(len(member_losses))][: len(nonmember_losses)]
+    else:
+        nonmember_losses = nonmember_losses[rng.permutation(len(nonmember_losses))][: len(member_losses)]
+    return member_losses, nonmember_losses
+
+
+def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaResult:
+    members, nonmembers = balance(np.asarray(member_losses, float), np.asarray(nonmember_losses, float))
+    losses = np.concatenate([members, nonmembers])
+    labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    splitter = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0)
+    raw = cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+    log_feature = np.log(losses + 1e-12).reshape(-1, 1)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression())
+    logloss = cross_val_score(scaled, log_feature, labels, cv=splitter, scoring="accuracy")
+    auc = roc_auc_score(labels, -losses)
+    return MiaResult(float(raw.mean()), float(logloss.mean()), float(auc), len(members), len(nonmembers))
+
+
+def forgetting_score(mia: float) -> float:
+    """FS = 2|MIA - 0.5| (the paper's scale; the MUFAC notebooks print half of it)."""
+    return 2.0 * abs(mia - 0.5)
+
+
+def nomus(accuracy: float, fs: float) -> float:
+    return 0.5 * (accuracy + (1.0 - fs))
+
+
+def time_ratio(unlearn_seconds: float, retrain_seconds: float) -> float:
+    return unlearn_seconds / retrain_seconds if retrain_seconds > 0 else math.nan
+
+
+def score_model(model: nn.Module, splits, device: torch.device,
+                losses: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Every per-cell metric that depends on the model alone: accuracy and mean loss per role, the MIA (forget vs
+    the task's unseen role, or test where it has none), FS and NoMUS.
+
+    Class-wise forgetting (`splits.forgotten_classes`): utility is test accuracy on the remaining classes, the MIA's
+    non-members are the held-out images of the forgotten classes, and `forgotten_test_acc` is test accuracy on those
+    classes (Retrain's is about 0). `losses`, when given, is filled with the per-sample losses of each role (the
+    plots reuse them).
+    """
+    out: dict[str, float] = {}
+    losses = {} if losses is None else losses
+    right = {}
+    for role in splits.roles():
+        losses[role], right[role] = evaluate(model, splits.role(role), splits.kind, splits.preprocess, device)
+        out[f"{role}_acc"], out[f"{role}_loss"] = mean_or_nan(right[role]), mean_or_nan(losses[role])
+    held_out = "unseen" if "unseen" in losses else "test"
+    non_members = losses[held_out]
+    if splits.forgotten_classes:
+        forgotten = in_classes(splits.test, splits.forgotten_classes)
+        out["test_acc"] = mean_or_nan(right["test"][~forgotten])
+        out["forgotten_test_acc"] = mean_or_nan(right["test"][forgotten])
+        non_members = non_members[in_classes(splits.role(held_out), splits.forgotten_classes)]
+    attack = mia_scores(losses["forget"], non_members)
+    out.update(mia=attack.mia, mia_logloss=attack.mia_logloss, mia_auc=attack.mia_auc,
+               mia_members=attack.n_members, mia_nonmembers=attack.n_nonmembers)
+    out["fs"] = forgetting_score(attack.mia)
+    out["nomus"] = nomus(out["test_acc"], out["fs"])
+    return out
