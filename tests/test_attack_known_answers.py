@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from mubench.core.store import ATTACK_SCORES
 from mubench.attacks import lira
 
 from mubench.attacks import shadows
@@ -19,7 +20,7 @@ from mubench.attacks import ulira
 from mubench.attacks.base import resolve_attacks
 from mubench.data.splits import Preprocess, Split, Splits
 from mubench.core.losses import TaskKind
-from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
 from mubench.harness.references import References
 from mubench.kits.method_kit import TOY_RECIPE, toy_model
 
@@ -182,7 +183,7 @@ def test_the_originals_ulira_is_its_lira_without_training(fixed_shadows, monkeyp
     target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, device)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=True, attacks=("lira", "ulira"), shadows=K)
-    got = ulira.ulira_scores(target_phi, MethodSpec("original"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
+    got = ulira.ulira_scores(target_phi, MethodSpec("original"), None, plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
     plain = lira.lira_metrics(target_phi, splits, shadow_set)
     for name in ("auc", "tpr1", "tpr5"):
         assert got[f"ulira_{name}"] == plain[f"lira_{name}"]
@@ -213,7 +214,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=True, attacks=resolve_attacks(attack), shadows=K)
     refs = References(None, None, {"key": "o"}, {"train_seconds": 2.0})
-    scorer = executors.seed_attack(plan, splits, TOY_RECIPE, "toy", 3, refs)
+    scorer = executors.seed_attack(SeedSetup(plan, splits, TOY_RECIPE, "toy", 3), refs)
     if not attack:
         assert scorer is None and asked == []
         return
@@ -221,7 +222,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     from mubench.core.tracking import open_store
     open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)  # not mlflow.set_tracking_uri: it exports the URI
     with mlflow.start_run() as run:
-        scores = scorer(target, MethodSpec("original"))
+        scores = scorer(target, MethodSpec("original"), MethodSpec("original").config_for("toy"))
     assert asked == [("toy", 3, K)]
     expected = lira.lira_metrics(lira.pool_phi(target, splits, device), splits,
                                  shadow_set(plan, splits, TOY_RECIPE, "toy", 3, K))
@@ -230,7 +231,7 @@ def test_a_seeds_attack_scores_each_cell_against_the_runs_shadow_count(attack, m
     if attack == "ulira":
         assert scores["ulira_auc"] == scores["lira_auc"] and scores["ulira_runs"] == K
         assert scores["ulira_cost"] == scores["ulira_seconds"] / 2.0  # over the seed's Retrain training time
-    saved = np.load(mlflow.MlflowClient().download_artifacts(run.info.run_id, lira.ATTACK_SCORES, str(tmp_path)))
+    saved = np.load(mlflow.MlflowClient().download_artifacts(run.info.run_id, ATTACK_SCORES, str(tmp_path)))
     assert len(saved["lira_members"]) == N_FORGET and len(saved["lira_nonmembers"]) == UNSEEN_LABELS.count(FORGOTTEN)
 
 
@@ -297,10 +298,11 @@ def test_each_shadow_is_unlearned_from_the_cells_seed_whatever_ran_before(fixed_
     shadow_set = shadows.ShadowSet(np.zeros(member.shape), member, N_FORGET, 0.0, 0, 0)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=True, attacks=("lira", "ulira"), shadows=4)
-    first, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
+    first, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), None, splits, TOY_RECIPE, "toy", 5, shadow_set)
     torch.randn(100)  # whatever ran in between
-    second, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 5, shadow_set)
-    other_seed, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), splits, TOY_RECIPE, "toy", 6, shadow_set)
+    second, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), None, splits, TOY_RECIPE, "toy", 5, shadow_set)
+    other_seed, _ = ulira.unlearned_shadow_phi(plan, MethodSpec("original"), None, splits, TOY_RECIPE, "toy", 6,
+                                               shadow_set)
     assert np.array_equal(first, second) and not np.array_equal(first, other_seed)
 
 
@@ -320,6 +322,6 @@ def test_ulira_charges_each_shadow_retrains_training_time_as_a_cell_charges_retr
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=True, attacks=("lira", "ulira"), shadows=K)
     target_phi = lira.pool_phi(toy_model(3, width=4, seed=7), splits, torch.device("cpu"))
-    got = ulira.ulira_scores(target_phi, MethodSpec("retrain"), plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
+    got = ulira.ulira_scores(target_phi, MethodSpec("retrain"), None, plan, splits, TOY_RECIPE, "toy", 0, shadow_set)
     assert K * 2.5 <= got["ulira_seconds"] < K * 2.5 + 5 and got["ulira_runs"] == K
     assert sorted(asked) == sorted([(k, False) for k in range(K)] + [(k, True) for k in range(K)])

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mubench.harness import keys
 from mubench.run import cell_keys
 from mubench.kits.attack_kit import check_attack
 from mubench.attacks.base import (ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
                              shadow_need)
 from mubench.core.errors import MubenchError
-from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
 from mubench.kits.method_kit import TOY_RECIPE, toy_splits
 
 
@@ -77,7 +76,8 @@ def test_an_attack_without_shadows_keys_its_cells_by_its_code_and_not_the_shadow
     assert fields["attack"] == "silent" and fields["shadows"] == 0
     assert cell_keys.attack_fields(dataclasses.replace(plan, shadows=64)) == fields
     splits = dataclasses.replace(toy_splits(), task="digits")
-    keys = {cell_keys.cell_key(p, MethodSpec("finetune"), splits, TOY_RECIPE, "toy", 0, 1)
+    keys = {cell_keys.cell_key(SeedSetup(p, splits, TOY_RECIPE, "toy", 0), MethodSpec("finetune"),
+                               MethodSpec("finetune").config_for(splits.task), 1)
             for p in (plan, dataclasses.replace(plan, attacks=()), dataclasses.replace(plan, attacks=("lira",)))}
     assert len(keys) == 3
 

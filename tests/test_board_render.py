@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mubench.boards.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, TIE_NOTE, _cell, _fmt, board_name, board_title, full_key,
-                                 latest_cells, rank_labels, render_ablation, render_all, render_board, render_index,
-                                 summarise, table, write_index)
-from mubench.core.tracking import TAG, open_experiment
+from mubench.boards.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, TIE_NOTE, _cell, _fmt, board_title, latest_cells,
+                                        rank_labels, render_ablation, render_all, render_board, render_index, summarise,
+                                        table, write_index)
+from mubench.core.store import BoardKey, TAG, board_name, selected
+from mubench.core.tracking import open_experiment
 
 T2 = 4.302653  # t(0.975, 2): three seeds
 
@@ -95,9 +96,19 @@ def test_a_row_that_decides_nothing_keeps_the_rows_below_it():
     (("d", "r", "smoke", "mlp", "imagenet", "class:3"), ("d", "r", "smoke", "mlp", "imagenet", "class:3", "")),
     (("a", "b", "c", "d", "e", "f", "4"), ("a", "b", "c", "d", "e", "f", "4")),
 ])
-def test_full_key_fills_the_defaults(key, expected):
-    assert full_key(key) == expected
-    assert len(full_key(key)) == len(KEY)
+def test_a_board_key_fills_the_defaults(key, expected):
+    assert BoardKey(*key) == expected
+    assert len(BoardKey(*key)) == len(KEY)
+
+
+@pytest.mark.parametrize("only, chosen", [
+    (None, True), ([], False), ([("digits",)], True), ([("digits", "resnet18", "smoke")], False),
+    ([BoardKey("digits", "resnet18", "default", scenario="class:3")], True),  # a run's board, whatever its threads
+    ([BoardKey("digits", "resnet18", "default", scenario="class:3", board_threads="1")], False),
+    ([BoardKey("digits", "resnet18", "default")], False), ([("fer2013",), ("digits", "resnet18")], True),
+])
+def test_a_board_is_selected_by_a_key_or_a_prefix(only, chosen):
+    assert selected(BoardKey("digits", "resnet18", "default", scenario="class:3", board_threads="2"), only) is chosen
 
 
 @pytest.mark.parametrize("key, title, name", [

@@ -17,7 +17,8 @@ from mubench.scores import metrics
 from mubench.data.splits import Preprocess, Split, Splits
 from mubench.boards.leaderboard import latest_cells, render_all, render_board
 from mubench.core.losses import TaskKind
-from mubench.core.tracking import EXPERIMENT, TAG, open_experiment
+from mubench.core.tracking import open_experiment
+from mubench.core.store import EXPERIMENT, TAG
 
 BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 

@@ -181,7 +181,8 @@ def test_the_ray_executor_joins_the_cluster_it_is_given_and_always_lets_go(monke
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=quiet)
     with pytest.raises(MubenchError, match="went away"):
-        executors.RayExecutor("ray://head:10001").run(plan, [CellJob(MethodSpec("original"), "k", "digits", "toy", 0)],
+        executors.RayExecutor("ray://head:10001").run(plan, [CellJob.of(MethodSpec("original"), "k", "digits", "toy",
+                                                                        0)],
                                                       {}, RunSummary(""))
     assert calls == [("init", "ray://head:10001", not quiet), ("shutdown",)]
 
@@ -342,6 +343,6 @@ def test_the_local_executor_holds_torch_and_the_numeric_libraries_to_the_threads
     before = torch.get_num_threads()
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    threads=threads)
-    job = CellJob(MethodSpec("original"), "k", "digits", "toy", 0)
+    job = CellJob.of(MethodSpec("original"), "k", "digits", "toy", 0)
     executors.LocalExecutor().run(plan, [job], {("digits", "random"): (None, None)}, RunSummary(""))
     assert limits == [limit] and inside == [threads or before] and torch.get_num_threads() == before

@@ -14,9 +14,10 @@ from mlflow.tracking import MlflowClient
 from mubench.run import executors
 from mubench.core.config import build_config
 from mubench.core.errors import MubenchError
-from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
+from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary, SeedKey, SeedSetup
 from mubench.kits.method_kit import TOY_RECIPE, toy_splits
-from mubench.core.tracking import EXPERIMENT, TAG, open_store
+from mubench.core.tracking import open_store
+from mubench.core.store import EXPERIMENT, TAG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,7 @@ def cell_runs(status=None):
 
 
 def test_a_lost_cell_ends_its_own_running_run_failed_and_no_other(store):
-    job = CellJob(MethodSpec("finetune"), "key-lost", "digits", "toy", 0)
+    job = CellJob.of(MethodSpec("finetune"), "key-lost", "digits", "toy", 0)
     with mlflow.start_run() as parent:
         summary = RunSummary(parent.info.run_id)
         client = MlflowClient()
@@ -65,7 +66,8 @@ def test_a_lost_cell_ends_its_own_running_run_failed_and_no_other(store):
                                                         "mlflow.parentRunId": parent.info.run_id}).info.run_id
         other_parent = client.create_run(experiment, tags={f"{TAG}kind": "cell", f"{TAG}cell_key": "key-lost",
                                                            "mlflow.parentRunId": "another-invocation"}).info.run_id
-        executors.record_lost_cell(store, job, digits_like(), TOY_RECIPE, "ActorDiedError: worker lost", summary)
+        executors.record_lost_cell(SeedSetup(store, digits_like(), TOY_RECIPE, job.backbone, job.seed), job,
+                                   "ActorDiedError: worker lost", summary)
     assert client.get_run(mine).info.status == "FAILED"
     assert client.get_run(mine).data.tags[f"{TAG}error"] == "ActorDiedError: worker lost"
     assert client.get_run(other_key).info.status == client.get_run(other_parent).info.status == "RUNNING"
@@ -74,10 +76,11 @@ def test_a_lost_cell_ends_its_own_running_run_failed_and_no_other(store):
 
 
 def test_a_cell_lost_before_its_run_opened_gets_a_failed_run_a_board_and_a_rerun_can_read(store):
-    job = CellJob(MethodSpec("finetune", (("lr", 0.5),)), "key-never-opened", "digits", "toy", 1)
+    job = CellJob.of(MethodSpec("finetune", (("lr", 0.5),)), "key-never-opened", "digits", "toy", 1)
     with mlflow.start_run() as parent:
         summary = RunSummary(parent.info.run_id)
-        executors.record_lost_cell(store, job, digits_like(), TOY_RECIPE, "worker lost", summary)
+        executors.record_lost_cell(SeedSetup(store, digits_like(), TOY_RECIPE, job.backbone, job.seed), job,
+                                   "worker lost", summary)
     (run,) = cell_runs("FAILED")
     tags = run.data.tags
     assert tags[f"{TAG}cell_key"] == "key-never-opened" and tags["mlflow.parentRunId"] == parent.info.run_id
@@ -97,8 +100,8 @@ def test_an_actor_prepares_the_reference_and_the_shadow_of_the_seed_it_is_handed
                         lambda plan, splits, recipe, backbone, seed, count, indices=None:
                         prepared.append(("shadow", backbone, seed, count, indices)))
     worker = executors.CellWorker(dataclasses.replace(store, shadows=8), "parent", 1)
-    group = ("digits", "random", "resnet18", 4)
-    worker.tasks[group[:2]] = (digits_like(), TOY_RECIPE)  # what Ray's object store would hand over
+    group = SeedKey("digits", "random", "resnet18", 4)
+    worker.tasks[group.data] = (digits_like(), TOY_RECIPE)  # what Ray's object store would hand over
     worker.prepare(group, [None], "retrain")
     worker.prepare(group, [None], 5)
     assert prepared == [("reference", "resnet18", 4, "retrain"), ("shadow", "resnet18", 4, 8, [5])]
@@ -113,12 +116,12 @@ def test_an_actor_keeps_the_references_of_its_last_seeds_and_runs_each_cell_on_i
     monkeypatch.setattr(executors, "seed_attack", lambda *args: None)
     monkeypatch.setattr(executors, "seed_plots_for", lambda *args: None)
     monkeypatch.setattr(executors, "run_logged_cell",
-                        lambda plan, spec, key, splits, recipe, backbone, seed, refs, summary, plots, attack:
-                        ran.append((spec.name, backbone, seed, refs)))
+                        lambda setup, refs, job, summary, plots, attack:
+                        ran.append((job.spec.name, setup.backbone, setup.seed, refs)))
     worker = executors.CellWorker(store, "parent", 1)
     worker.tasks[("digits", "random")] = (digits_like(), TOY_RECIPE)
     for seed in (0, 1, 0, 2, 0, 1):
-        worker.run(CellJob(MethodSpec("finetune"), f"k{seed}", "digits", "resnet18", seed), [None])
+        worker.run(CellJob.of(MethodSpec("finetune"), f"k{seed}", "digits", "resnet18", seed), [None])
     assert ran == [("finetune", "resnet18", s, f"refs-resnet18-{s}") for s in (0, 1, 0, 2, 0, 1)]
     # two seeds kept (the last served): seed 1 was dropped when seed 2 came, and trained again at the end
     assert trained == [("resnet18", 0), ("resnet18", 1), ("resnet18", 2), ("resnet18", 1)]
@@ -141,7 +144,8 @@ def registered_in(folder: str, decorator: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("registry, folder, decorator", [
-    ("mubench.unlearn.api:METHODS", "methods", "register_method"), ("mubench.data.tasks:TASKS", "datasets", "register_task"),
+    ("mubench.unlearn.api:METHODS", "methods", "register_method"), ("mubench.data.tasks:TASKS", "datasets",
+                                                                    "register_task"),
     ("mubench.train.backbones:BACKBONES", "mubench/train", r"BACKBONES\.register")])
 def test_every_builtin_is_listed_under_the_name_its_decorator_gives(registry, folder, decorator):
     import importlib
@@ -212,7 +216,8 @@ def test_a_methods_logged_curve_keeps_its_steps_and_wall_clock_times(store, monk
     started = time.time() * 1000
     with mlflow.start_run() as parent:
         summary = RunSummary(parent.info.run_id)
-        run_logged_cell(store, MethodSpec("original"), "k", splits, TOY_RECIPE, "toy", 0, refs, summary)
+        job = CellJob.of(MethodSpec("original"), "k", splits.task, "toy", 0)
+        run_logged_cell(SeedSetup(store, splits, TOY_RECIPE, "toy", 0), refs, job, summary)
     (run,) = cell_runs("FINISHED")
     history = MlflowClient().get_metric_history(run.info.run_id, "curve")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(0, 0.5), (3, 0.25)]
@@ -233,8 +238,9 @@ def test_a_failed_cell_records_its_error_where_the_board_reads_it(store, monkeyp
     caplog.set_level("DEBUG", logger="mubench")
     with mlflow.start_run() as parent:
         summary = RunSummary(parent.info.run_id)
-        run_logged_cell(store, MethodSpec("original"), "k", dataclasses.replace(cell.splits, task="digits"),
-                        TOY_RECIPE, "toy", 0, refs, summary)
+        run_logged_cell(SeedSetup(store, dataclasses.replace(cell.splits, task="digits"), TOY_RECIPE, "toy", 0), refs,
+                        CellJob.of(MethodSpec("original"), "k", dataclasses.replace(cell.splits, task="digits").task,
+                                   "toy", 0), summary)
     (run,) = cell_runs("FAILED")
     assert run.data.tags[f"{TAG}error"] == "the method gave up on purpose."
     assert [f.error for f in summary.failures] == ["the method gave up on purpose."] and summary.cells == 1

@@ -24,7 +24,7 @@ from mubench.core.config import param_text, stable_hash
 from mubench.unlearn.protocol import make_monitor
 from mubench.data.splits import BatchLoader, Preprocess, Split
 from mubench.core.losses import TaskKind, task_loss
-from mubench.harness.plan import MethodSpec, RunPlan, RunSummary, method_specs
+from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary, SeedSetup, method_specs
 from mubench.harness.references import References
 from mubench.data.scenarios import apply_scenario, parse_scenario
 from mubench.kits.method_kit import TOY_RECIPE, toy_cell, toy_model, toy_splits
@@ -74,8 +74,10 @@ def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_override
     with mlflow.start_run() as parent:
         summary.parent_run_id = parent.info.run_id
         for spec in specs:
-            key = cell_keys.cell_key(store, spec, cell.splits, TOY_RECIPE, "toy", 0, 1)
-            run_logged_cell(store, spec, key, cell.splits, TOY_RECIPE, "toy", 0, references_of(cell), summary)
+            key = cell_keys.cell_key(SeedSetup(store, cell.splits, TOY_RECIPE, "toy", 0), spec,
+                                     spec.config_for(cell.splits.task), 1)
+            run_logged_cell(SeedSetup(store, cell.splits, TOY_RECIPE, "toy", 0), references_of(cell),
+                            CellJob.of(spec, key, cell.splits.task, "toy", 0), summary)
     assert summary.failures == []
     assert (configs[0].lr, configs[0].epochs) == (0.0123, 7)  # the task's presets, not the class defaults
     assert (configs[1].lr, configs[1].epochs) == (0.0123, 3)  # --set wins over a preset
@@ -83,9 +85,10 @@ def test_a_tasks_presets_reach_the_method_and_the_logged_params_and_set_override
                                       "tags.`mubench.kind` = 'cell'", order_by=["attributes.start_time"])
     logged = [r.data.params for r in runs]
     assert [(p["cfg.lr"], p["cfg.epochs"]) for p in logged] == [("0.0123", "7"), ("0.0123", "3")]
-    assert runs[0].data.tags["mubench.config_hash"] == keys.config_hash(specs[0], task)
+    assert runs[0].data.tags["mubench.config_hash"] == keys.config_hash(specs[0].config_for(task))
     monkeypatch.setattr(METHODS.get("finetune"), "task_defaults", {})
-    key_without = cell_keys.cell_key(store, specs[0], cell.splits, TOY_RECIPE, "toy", 0, 1)
+    key_without = cell_keys.cell_key(SeedSetup(store, cell.splits, TOY_RECIPE, "toy", 0), specs[0],
+                                     specs[0].config_for(cell.splits.task), 1)
     assert runs[0].data.tags["mubench.cell_key"] != key_without  # a changed preset reruns the cell
 
 
@@ -95,7 +98,8 @@ def test_a_cells_run_records_what_it_ran_on_and_is_named_after_it(store):
     spec = MethodSpec("original")
     with mlflow.start_run() as parent:
         pass  # a worker of another process: the invocation's run is not the active one there
-    run_logged_cell(store, spec, "k", splits, TOY_RECIPE, "toy", 3, references_of(cell), RunSummary(parent.info.run_id))
+    run_logged_cell(SeedSetup(store, splits, TOY_RECIPE, "toy", 3), references_of(cell),
+                    CellJob.of(spec, "k", splits.task, "toy", 3), RunSummary(parent.info.run_id))
     (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("mubench").experiment_id],
                                         "tags.`mubench.kind` = 'cell'")
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -124,7 +128,8 @@ def test_the_monitor_of_a_class_wise_cell_reads_the_forgotten_classes_held_out_i
     cell, splits = class_wise_toy(1)
     readings = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.monitor(model))
     with mlflow.start_run():
-        run_cell(store, MethodSpec("original"), splits, TOY_RECIPE, "toy", 0, references_of(cell))
+        run_cell(SeedSetup(store, splits, TOY_RECIPE, "toy", 0), references_of(cell), MethodSpec("original"),
+                 MethodSpec("original").config_for(splits.task))
     reading = readings[0]
     # by hand: members are the forget set (all of class 1), non-members val's images of class 1, accuracy the rest
     forget_losses, _ = metrics.evaluate(cell.original, splits.forget, splits.kind, splits.preprocess, CPU)
@@ -144,7 +149,8 @@ def test_tuning_reads_the_same_monitor_as_the_cell(store, monkeypatch):
     cell, splits = class_wise_toy(2)
     readings = spy_on(monkeypatch, "original", lambda self, model, data, ctx: ctx.monitor(model))
     with mlflow.start_run():
-        run_cell(store, MethodSpec("original"), splits, TOY_RECIPE, "toy", 0, references_of(cell))
+        run_cell(SeedSetup(store, splits, TOY_RECIPE, "toy", 0), references_of(cell), MethodSpec("original"),
+                 MethodSpec("original").config_for(splits.task))
         tuned, seconds = unlearn_on_val(store, "original", METHODS.get("original").Config(), splits, TOY_RECIPE, 0,
                                         references_of(cell))
     assert tuned == readings[0] == readings[1]
@@ -215,8 +221,10 @@ def test_retrain_is_charged_its_training_time_and_the_original_nothing(store):
     cell = toy_cell()
     refs = references_of(cell, retrain_seconds=123.0)
     with mlflow.start_run():
-        retrain = run_cell(store, MethodSpec("retrain"), cell.splits, TOY_RECIPE, "toy", 0, refs)
-        original = run_cell(store, MethodSpec("original"), cell.splits, TOY_RECIPE, "toy", 0, refs)
+        retrain = run_cell(SeedSetup(store, cell.splits, TOY_RECIPE, "toy", 0), refs, MethodSpec("retrain"),
+                           MethodSpec("retrain").config_for(cell.splits.task))
+        original = run_cell(SeedSetup(store, cell.splits, TOY_RECIPE, "toy", 0), refs, MethodSpec("original"),
+                            MethodSpec("original").config_for(cell.splits.task))
     assert 123.0 <= retrain["unlearn_seconds"] < 124.0
     assert retrain["retrain_seconds"] == original["retrain_seconds"] == 123.0
     assert retrain["time_ratio"] == pytest.approx(retrain["unlearn_seconds"] / 123.0)
@@ -244,8 +252,9 @@ def digits_like() -> "Splits":
 
 
 def key_of(plan, spec=None, splits=None, recipe=TOY_RECIPE, backbone="toy", seed=0, threads=1):
-    return cell_keys.cell_key(plan, spec or MethodSpec("finetune"), splits or digits_like(), recipe, backbone, seed,
-                             threads)
+    spec, splits = spec or MethodSpec("finetune"), splits or digits_like()
+    return cell_keys.cell_key(SeedSetup(plan, splits, recipe, backbone, seed), spec, spec.config_for(splits.task),
+                              threads)
 
 
 def test_a_new_torch_release_changes_every_key(store, monkeypatch, fresh_versions):
@@ -332,7 +341,8 @@ def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_ro
 
 
 @pytest.mark.parametrize("module, changes", [
-    ("mubench.attacks.lira", {"lira", "ulira"}), ("mubench.attacks.shadows", {"lira", "ulira"}), ("mubench.attacks.ulira", {"ulira"})])
+    ("mubench.attacks.lira", {"lira", "ulira"}), ("mubench.attacks.shadows", {"lira", "ulira"}),
+    ("mubench.attacks.ulira", {"ulira"})])
 def test_an_edit_of_the_attacks_code_reruns_exactly_the_cells_it_scores(store, monkeypatch, fresh_versions, module,
                                                                         changes):
     plans = {attack: dataclasses.replace(store, attacks=resolve_attacks(attack)) for attack in ("", "lira", "ulira")}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from mubench.core.tracking import TAG, open_experiment, process_tags
+from mubench.core.tracking import open_experiment, process_tags
+from mubench.core.store import TAG
 
 HOLD_A_RUN = textwrap.dedent("""
     import sys, time, mlflow

@@ -15,7 +15,7 @@ from mubench.unlearn.api import METHODS
 from mubench.data.splits import Split
 from mubench.run.cell import run_cell
 from mubench.core.losses import TaskKind
-from mubench.harness.plan import MethodSpec, RunPlan
+from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
 from mubench.harness.references import References
 from mubench.kits.method_kit import (TOY_RECIPE, reachable_test_paths, single_thread, toy_cell, toy_model, toy_splits)
 from mubench.core.tracking import open_store
@@ -173,13 +173,15 @@ def test_the_attack_scores_the_methods_result_and_changes_nothing_a_method_recei
     monkeypatch.setattr(METHODS.get("original"), "unlearn", spy_unlearn)
     attacked = []
 
-    def attack(model, spec):
+    def attack(model, spec, config):
         attacked.append(model)
         return {"lira_auc": 0.5}
     spec = MethodSpec("original")
     with mlflow.start_run():
-        plain = run_cell(cell_store, spec, cell.splits, TOY_RECIPE, "toy", 0, refs)
-        with_attack = run_cell(cell_store, spec, cell.splits, TOY_RECIPE, "toy", 0, refs, attack=attack)
+        plain = run_cell(SeedSetup(cell_store, cell.splits, TOY_RECIPE, "toy", 0), refs, spec,
+                         spec.config_for(cell.splits.task))
+        with_attack = run_cell(SeedSetup(cell_store, cell.splits, TOY_RECIPE, "toy", 0), refs, spec,
+                               spec.config_for(cell.splits.task), attack=attack)
     assert len(attacked) == 1 and isinstance(attacked[0], torch.nn.Module)
     timing = ("unlearn_seconds", "time_ratio")
     assert with_attack["lira_auc"] == 0.5 and set(with_attack) == set(plain) | {"lira_auc"}
@@ -201,7 +203,8 @@ def test_retrain_is_at_chance_and_the_original_is_not():
                    for i in range(k)]
         models = {}
         everything = Split(torch.cat([splits.retain.images, splits.forget.images]),
-                           torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+                           torch.cat([splits.retain.labels,
+                                      splits.forget.labels]), splits.retain.ids + splits.forget.ids)
         for role, data in (("original", everything), ("retrain", splits.retain)):
             models[role] = toy_model(4, seed=7)
             train_reference(models[role], data, splits.kind, splits.preprocess, TOY_RECIPE, device, 7)

@@ -45,7 +45,7 @@ def shadow_run(monkeypatch, tmp_path):
     shadow_set = ulira.ShadowSet(np.zeros((K, pool)), memberships(pool), len(splits.forget), 0.0, 0, 0)
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="", cache_dir=tmp_path,
                    quiet=True, attacks=("lira", "ulira"), shadows=K)
-    return lambda: ulira.unlearned_shadow_phi(plan, MethodSpec("probe"), splits, TOY_RECIPE, "toy", 0, shadow_set)
+    return lambda: ulira.unlearned_shadow_phi(plan, MethodSpec("probe"), None, splits, TOY_RECIPE, "toy", 0, shadow_set)
 
 
 def splits_with_val():

@@ -10,12 +10,13 @@ import pytest
 
 from mubench.run import executors
 from mubench.run.executors import Dispatcher, WorkQueue, ray_slots
-from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary
+from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary, SeedKey
 from test_grid import BOARD, SMOKE, TIME_COLUMNS, cell_statuses, environment, failing_plugin, mubench  # noqa: F401
 
 
 def job(method: str, seed: int = 0, task: str = "digits") -> CellJob:
-    return CellJob(MethodSpec(method), f"{method}-{task}-{seed}", task, "resnet18", seed)
+    """A queue's job for a made-up method (the queue never resolves its config)."""
+    return CellJob(MethodSpec(method), None, f"{method}-{task}-{seed}", SeedKey(task, "random", "resnet18", seed))
 
 
 def grid(methods: list[str], seeds: list[int]) -> dict[tuple, list[CellJob]]:
@@ -158,7 +159,7 @@ def dispatch(groups, slots, monkeypatch, ray=None, shadows=0):
     """Run `groups` through the dispatcher on `slots` stand-in actors; (ray, summary, lost cells as (method, seed,
     error))."""
     lost = []
-    monkeypatch.setattr(executors, "record_lost_cell", lambda plan, cell, splits, recipe, error, summary:
+    monkeypatch.setattr(executors, "record_lost_cell", lambda setup, cell, error, summary:
                         lost.append((cell.spec.name, cell.seed, error)))
     ray = ray or InstantRay()
     summary = RunSummary("parent")

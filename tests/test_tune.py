@@ -159,7 +159,8 @@ def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
 
 def test_trials_are_child_runs_the_boards_never_show(first_tune):
     from mlflow import MlflowClient
-    from mubench.core.tracking import EXPERIMENT, cell_runs
+    from mubench.core.tracking import cell_runs
+    from mubench.core.store import EXPERIMENT
     out, result = first_tune
     client = MlflowClient(default_tracking_uri(out))
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
@@ -239,7 +240,7 @@ def test_the_preset_and_the_tune_run_record_every_condition_of_the_search(first_
 
 def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(first_tune):
     from mlflow import MlflowClient
-    from mubench.core.tracking import EXPERIMENT
+    from mubench.core.store import EXPERIMENT
     out, result = first_tune
     client = MlflowClient(default_tracking_uri(out))
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
@@ -259,7 +260,7 @@ def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_st
                                                                                                  monkeypatch):
     from mlflow import MlflowClient
     from mubench.core.errors import MubenchError
-    from mubench.core.tracking import EXPERIMENT
+    from mubench.core.store import EXPERIMENT
     reason = "diverged: " + "x" * 6000  # longer than either store keeps
     real, calls = tune_module.unlearn_on_val, []
 

@@ -88,7 +88,8 @@ def test_each_shadow_is_unlearned_on_exactly_its_half_of_the_pool(toy_shadows, m
     monkeypatch.setattr(METHODS.get("retrain"), "unlearn", spy_unlearn)
     with single_thread():
         set_ = shadows.shadow_set(toy_shadows, splits, recipe, "toy", 0, 3)
-        phi, seconds = ulira.unlearned_shadow_phi(toy_shadows, MethodSpec("retrain"), splits, recipe, "toy", 0, set_)
+        phi, seconds = ulira.unlearned_shadow_phi(toy_shadows, MethodSpec("retrain"), None, splits, recipe, "toy", 0,
+                                                  set_)
     pool = shadows.attack_pool(splits)
     assert phi.shape == (3, len(pool)) and len(seen) == 3
     for index, (model, data, retrained) in enumerate(seen):
@@ -113,11 +114,12 @@ def test_the_originals_ulira_is_its_lira_and_retrain_is_at_chance(toy_shadows):
         set_ = shadows.shadow_set(toy_shadows, splits, TOY_RECIPE, "toy", 0, k)
         targets = {}
         everything = Split(torch.cat([splits.retain.images, splits.forget.images]),
-                           torch.cat([splits.retain.labels, splits.forget.labels]), splits.retain.ids + splits.forget.ids)
+                           torch.cat([splits.retain.labels,
+                                      splits.forget.labels]), splits.retain.ids + splits.forget.ids)
         for role, data in (("original", everything), ("retrain", splits.retain)):
             targets[role] = toy_model(4, seed=7)
             train_reference(targets[role], data, splits.kind, splits.preprocess, TOY_RECIPE, torch.device("cpu"), 7)
-        scores = {name: ulira.ulira_scores(lira.pool_phi(model, splits, torch.device("cpu")), MethodSpec(name),
+        scores = {name: ulira.ulira_scores(lira.pool_phi(model, splits, torch.device("cpu")), MethodSpec(name), None,
                                            toy_shadows, splits, TOY_RECIPE, "toy", 0, set_)
                   for name, model in targets.items()}
     plain = lira.lira_scores(targets["original"], splits, set_, torch.device("cpu"))

@@ -69,6 +69,7 @@ class AttackedCell:
     figures, as `<name>_members` and `<name>_nonmembers` arrays."""
     model: "nn.Module"
     spec: Any  # mubench.harness.plan.MethodSpec of the cell's method (U-LiRA unlearns its shadows with it)
+    config: Any = None  # the method's Config on the cell's task, as the cell ran it
     examples: dict = field(default_factory=dict)
     _memo: dict = field(default_factory=dict, repr=False)
 

@@ -2,13 +2,13 @@
 From First Principles", IEEE S&P 2022; github.com/tensorflow/privacy, research/mi_lira_2021), beside the paper's
 population MIA (which NoMUS keeps). A registered attack (mubench.attacks.base): `mubench run --attack lira --shadows K`.
 
-For each example of the pool (forget ∪ the held-out role, mubench.attacks.shadows), K shadows trained on retain ∪ a seeded
-half of the pool give φ = log(p / (1 − p)) of the true label (eval mode, no augmentation) when the example was IN a
-shadow's training set and when it was OUT. Each side is fitted by a Gaussian: a per-example mean, and, with fewer than
+For each example of the pool (forget ∪ the held-out role; mubench.attacks.shadows), K shadows trained on retain ∪ a
+seeded half of the pool give φ = log(p / (1 − p)) of the true label (eval mode, no augmentation) when the example was IN
+a shadow's training set and when it was OUT. Each side is fitted by a Gaussian: a per-example mean, and, with fewer than
 `PER_EXAMPLE_VARIANCE_FROM` shadows, one global variance per side (the paper's advice for small K), pooled over the
-examples' deviations from their own means (the reference code's np.std over all entries would add the spread of
-the means). An example with no IN (or no OUT) shadow takes the mean over examples of that side. The score of a model
-on an example is then
+examples' deviations from their own means (the reference code's np.std over all entries would add the spread of the
+means). An example with no IN (or no OUT) shadow takes the mean over examples of that side. The score of a model on an
+example is then
   - online: the log likelihood ratio log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out);
   - offline: the one-sided OUT tail, log Φ((φ − μ_out) / σ_out) (how unusually confident for a non-member).
 Higher means "member". The attack's members are the forget set and its non-members the held-out role (class-wise
@@ -31,7 +31,6 @@ from mubench.attacks.shadows import ShadowSet, attack_pool, confidence_logits, h
 
 PER_EXAMPLE_VARIANCE_FROM = 64  # LiRA fits per-example variances from 64 shadows on; below, one global variance
 FPRS = {"tpr1": 0.01, "tpr5": 0.05}  # the low false-positive rates reported
-ATTACK_SCORES = "attack-scores.npz"  # a cell run's artifact: per-example scores, members and non-members (report)
 MIN_STD = 1e-6  # floor on a fitted standard deviation (an example whose φ never varies)
 
 

@@ -1,18 +1,18 @@
 """U-LiRA: LiRA calibrated on shadows unlearned with the method under test (Hayes, Shumailov, Triantafillou, Khalifa,
 Papernot, "Inexact unlearning needs more careful evaluations to avoid a false sense of privacy", 2024). A registered
-attack (mubench.attacks.base): `mubench run --attack ulira --shadows K`, which requires plain LiRA (mubench.attacks.lira) and
-reports it from the same shadows.
+attack (mubench.attacks.base): `mubench run --attack ulira --shadows K`, which requires plain LiRA
+(mubench.attacks.lira) and reports it from the same shadows.
 
 LiRA's IN shadows trained on an example and kept it; the model under test trained on its forget set and then ran an
 unlearning method, which can leave a trace LiRA's IN Gaussian does not describe (and a model that lost accuracy
-everywhere looks "OUT" to it). U-LiRA therefore unlearns every shadow with the cell's method and configuration:
-shadow k (retain ∪ its half of the pool, mubench.attacks.shadows) is handed to the method with retain as retain, its half of
-the pool as forget and the task's val as val, exactly as the Original is in the cell. Per pool example, φ under the
-shadows that trained on it and then unlearned it is the IN side; φ under the shadows that never trained on it (the
-plain shadows: models retrained without it) is the OUT side, as Hayes et al. compare unlearned against retrained
-models. The Gaussian fits, the online likelihood-ratio score and the reported AUC and TPR at 1 % and 5 % FPR
-(forget vs the held-out non-members) are LiRA's. A perfect unlearner's unlearned shadows are distributed as the
-retrained ones: AUC ≈ 0.5, TPR ≈ FPR.
+everywhere looks "OUT" to it). U-LiRA therefore unlearns every shadow with the cell's method and configuration: shadow k
+(retain ∪ its half of the pool; mubench.attacks.shadows) is handed to the method with retain as retain, its half of the
+pool as forget and the task's val as val, exactly as the Original is in the cell. Per pool example, φ under the shadows
+that trained on it and then unlearned it is the IN side; φ under the shadows that never trained on it (the plain
+shadows: models retrained without it) is the OUT side, as Hayes et al. compare unlearned against retrained models. The
+Gaussian fits, the online likelihood-ratio score and the reported AUC and TPR at 1 % and 5 % FPR (forget vs the held-out
+non-members) are LiRA's. A perfect unlearner's unlearned shadows are distributed as the retrained ones: AUC ≈ 0.5, TPR ≈
+FPR.
 
 Deviation from the paper: Hayes et al. score a population of target models, half unlearned and half retrained, per
 target example; a board cell has one unlearned target model, so, like the LiRA columns, U-LiRA scores the cell's model
@@ -36,11 +36,11 @@ from mubench.unlearn.protocol import split_monitor, unlearn_data, unlearn_once
 from mubench.attacks.shadows import ShadowSet, attack_pool, confidence_logits, shadow_model
 
 
-def unlearned_shadow_phi(plan, spec, splits, recipe, backbone: str, seed: int,
+def unlearned_shadow_phi(plan, spec, config, splits, recipe, backbone: str, seed: int,
                          shadows: ShadowSet) -> tuple[np.ndarray, float]:
     """φ on the pool under each shadow after the method unlearned the shadow's half of the pool ([K, pool]), and the
     unlearning seconds summed over the shadows (shadow Retrains' training time included, as a cell charges it)."""
-    unlearner = METHODS.get(spec.name)(spec.config_for(splits.task))
+    unlearner = METHODS.get(spec.name)(config)
     pool = attack_pool(splits)
     phis, seconds = [], 0.0
     for index, member in enumerate(shadows.member):
@@ -71,11 +71,12 @@ def ulira_metrics(target_phi: np.ndarray, unlearned_phi: np.ndarray, shadows: Sh
     return attack_metrics(scores[:n], scores[n:][keep], "ulira")
 
 
-def ulira_scores(target_phi: np.ndarray, spec, plan, splits, recipe, backbone: str, seed: int, shadows: ShadowSet,
+def ulira_scores(target_phi: np.ndarray, spec, config, plan, splits, recipe, backbone: str, seed: int,
+                 shadows: ShadowSet,
                  examples: dict | None = None) -> dict[str, float]:
     """U-LiRA metrics of the cell's model, whose φ on the pool is `target_phi` (mubench.attacks.lira.pool_phi), and their
     cost (`ulira_seconds`: the K unlearning runs; `ulira_runs`: K)."""
-    unlearned_phi, seconds = unlearned_shadow_phi(plan, spec, splits, recipe, backbone, seed, shadows)
+    unlearned_phi, seconds = unlearned_shadow_phi(plan, spec, config, splits, recipe, backbone, seed, shadows)
     out = ulira_metrics(target_phi, unlearned_phi, shadows, nonmember_mask(splits), examples)
     out.update(ulira_seconds=seconds, ulira_runs=float(len(shadows.member)))
     return out
@@ -93,8 +94,8 @@ class ULiRA(Attack):
 
     def score(self, cell: AttackedCell) -> dict[str, float]:
         s = self.seed
-        out = ulira_scores(cell_phi(cell, s.splits, s.plan.device), cell.spec, s.plan, s.splits, s.recipe, s.backbone,
-                           s.seed, s.shadows, cell.examples)
+        out = ulira_scores(cell_phi(cell, s.splits, s.plan.device), cell.spec, cell.config, s.plan, s.splits,
+                           s.recipe, s.backbone, s.seed, s.shadows, cell.examples)
         out["ulira_cost"] = time_ratio(out["ulira_seconds"], s.retrain_seconds)
         return out
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +24,7 @@ from torch import nn
 
 from mubench.scores import metrics
 from mubench.data.splits import BatchLoader, Split, Splits
-from mubench.boards.leaderboard import board_name
-from mubench.core.tracking import TAG
+from mubench.core.store import TAG, features_npz, losses_png, seed_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +36,6 @@ TSNE_ITERATIONS = 400  # sklearn's minimum is 250 (early exaggeration); its defa
 PANELS_PER_ROW = 4
 
 
-def file_stem(label: str) -> str:
-    """A row label as a file name: `dlfd[no-ot]` -> `dlfd-no-ot`."""
-    return re.sub(r"[^\w.+-]+", "-", label).strip("-")
-
-
-def plots_stem(task: str, backbone: str, preset: str, scenario: str = "random") -> str:
-    """The folder of a board's figures: one per task × backbone × preset × scenario."""
-    return board_name((task, backbone, preset, "linear", "none", scenario))[:-len(".md")]
-
-
-def seed_folder(out: Path, task: str, backbone: str, preset: str, seed: int, scenario: str = "random") -> Path:
-    return Path(out) / "plots" / plots_stem(task, backbone, preset, scenario) / f"s{seed}"
-
-
-def losses_png(label: str) -> str:
-    return f"{file_stem(label)}-losses.png"
-
-
-def features_npz(label: str) -> str:
-    """A cell's penultimate features on the seed's subsample (`features`) and each point's role (`roles`)."""
-    return f"{file_stem(label)}-features.npz"
-
-
-TSNE_PNG = "tsne.png"
 
 
 class SeedPlots:
@@ -197,7 +171,6 @@ def draw_tsne(features: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, ti
     figure.savefig(path, dpi=90)
 
 
-ATTACK_PNG = "attack-scores.png"
 ATTACK_COLOURS = {"members": "tab:red", "nonmembers": "tab:green"}
 ATTACK_ROLES = {"members": "forget (members)", "nonmembers": "held-out (non-members)"}
 

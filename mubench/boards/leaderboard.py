@@ -9,13 +9,11 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from mubench.core.tracking import TAG, cell_runs
+from mubench.core.tracking import cell_runs
+from mubench.core.store import TAG, BoardKey, board_name, selected
 
 REFERENCES = ("original", "retrain")
-# One board per task × backbone × preset × head × pretrained weights × forgetting scenario (× torch threads, when a
-# store holds cells run on several thread counts: CPU results depend on it).
-KEY = ("task", "backbone", "preset", "head", "pretrained", "scenario", "board_threads")
-KEY_DEFAULTS = {"head": "linear", "pretrained": "none", "scenario": "random", "board_threads": ""}
+KEY = BoardKey._fields  # the columns of a cell that name its board
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -176,14 +174,8 @@ def render_ablation(summary: pd.DataFrame, base: str) -> str:
     return table(body, ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"])
 
 
-def full_key(key: tuple) -> tuple:
-    """A board key with the defaults filled in (a 3-tuple task, backbone, preset is the default head, no pretrained
-    weights, random forgetting, one thread count)."""
-    return tuple(key) + tuple(KEY_DEFAULTS[name] for name in KEY[len(key):])
-
-
 def board_title(key: tuple) -> str:
-    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
+    task, backbone, preset, head, pretrained, scenario, threads = BoardKey(*key)
     notes = [scenario_words(scenario)] if scenario != "random" else []
     notes += [f"preset {preset}"] if preset != "default" else []
     notes += [f"{head} head"] if head != "linear" else []
@@ -210,7 +202,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     columns = [column for attack in attacks for column in attack.columns]
     full = summarise(cells, tuple(column.metric for column in columns))
     main = full[full["variant"] == ""] if len(full) else full
-    class_wise = full_key(key)[5].startswith("class:")
+    class_wise = BoardKey(*key).class_wise
     headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
                "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
                *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
@@ -265,15 +257,6 @@ def scenario_words(scenario: str) -> str:
     return f"class {label} forgotten" if kind == "class" else f"{scenario} forgetting"
 
 
-def board_name(key: tuple) -> str:
-    task, backbone, preset, head, pretrained, scenario, threads = full_key(key)
-    return (f"{task}-{backbone}" + ("" if scenario == "random" else "-" + scenario.replace(":", ""))
-            + ("" if preset == "default" else f"-{preset}")
-            + ("" if head == "linear" else f"-head-{head}")
-            + ("" if pretrained == "none" else f"-pretrained-{pretrained[:8]}")
-            + (f"-threads-{threads}" if threads else "") + ".md")
-
-
 def render_all(tracking_uri: str, out_dir: Path, only: list[tuple] | None = None) -> dict:
     """Write one markdown board per key into `out_dir` (with `only`, the boards whose key starts with one of those
     tuples); return {key: (path, text)}."""
@@ -283,7 +266,8 @@ def render_all(tracking_uri: str, out_dir: Path, only: list[tuple] | None = None
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     for key, group in cells.groupby(list(KEY)):
-        if only is not None and not any(key[:len(prefix)] == tuple(prefix) for prefix in only):
+        key = BoardKey(*key)
+        if not selected(key, only):
             continue
         text = render_board(key, group)
         path = out_dir / board_name(key)

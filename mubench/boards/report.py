@@ -15,10 +15,10 @@ from mlflow.tracking import MlflowClient
 
 from mubench.attacks.base import installed
 from mubench.boards.scatter import board_png, draw_board
-from mubench.attacks.lira import ATTACK_SCORES
-from mubench.boards.leaderboard import KEY, board_name, latest_cells, render_board
-from mubench.boards.figures import (ATTACK_PNG, REFERENCES, TSNE_PNG, draw_attack_scores, draw_tsne, features_npz, file_stem,
-                           losses_png, plots_stem)
+from mubench.core.store import (BoardKey, ATTACK_PNG, ATTACK_SCORES, TSNE_PNG, board_name, features_npz, file_stem,
+                                losses_png, plots_stem)
+from mubench.boards.leaderboard import KEY, latest_cells, render_board
+from mubench.boards.figures import REFERENCES, draw_attack_scores, draw_tsne
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
@@ -29,9 +29,11 @@ def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     client = MlflowClient(tracking_uri)
     pages = []
     for key, group in cells.groupby(list(KEY)):
+        key = BoardKey(*key)
         stem = board_name(key)[:-len(".md")]
         shutil.rmtree(out_dir / stem, ignore_errors=True)  # figures of an earlier report must not linger unlinked
-        sections = [_seed_section(client, tracking_uri, group, stem, plots_stem(*key[:3], key[5]), int(seed),
+        sections = [_seed_section(client, tracking_uri, group, stem, plots_stem(key.task, key.backbone, key.preset,
+                                                                                key.scenario), int(seed),
                                   out_dir)
                     for seed in sorted({int(s) for s in group["seed"].dropna()})]
         page = out_dir / f"{stem}.md"
@@ -61,7 +63,8 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
     for cell in cells[~cells["label"].isin(list(REFERENCES))].itertuples():  # each figure shows both references
         name = losses_png(cell.label)
         if _fetch(client, uri, cell.run_id, f"plots/{name}", out_dir / folder):
-            losses += [f"### {cell.label}", "", f"![{file_stem(cell.label)} losses, seed {seed}]({folder.as_posix()}/{name})", ""]
+            losses += [f"### {cell.label}", "",
+                       f"![{file_stem(cell.label)} losses, seed {seed}]({folder.as_posix()}/{name})", ""]
     if losses:
         lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
                   "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mubench.boards.leaderboard import REFERENCES, board_name, board_title, summarise
+from mubench.boards.leaderboard import REFERENCES, board_title, summarise
+from mubench.core.store import BOARD_PNG_SUFFIX, BoardKey, board_name, selected
 
-BOARD_PNG_SUFFIX = "-scatter.png"
 REFERENCE_STYLE = {"original": ("tab:red", "X"), "retrain": ("tab:green", "*")}
 
 
@@ -58,7 +58,7 @@ def board_png(key: tuple) -> str:
     return board_name(key)[:-len(".md")] + BOARD_PNG_SUFFIX
 
 
-def draw_run_boards(tracking_uri: str, out: Path, boards: list[tuple], parent_run_id: str) -> list[Path]:
+def draw_run_boards(tracking_uri: str, out: Path, boards: list[BoardKey], parent_run_id: str) -> list[Path]:
     """After a run: each of its boards' figure under `<out>/plots/`, logged as an artifact of the invocation's run."""
     from mlflow.tracking import MlflowClient
 
@@ -68,7 +68,8 @@ def draw_run_boards(tracking_uri: str, out: Path, boards: list[tuple], parent_ru
         return []
     drawn = []
     for key, group in cells.groupby(list(KEY)):
-        if not any(key[:len(prefix)] == tuple(prefix) for prefix in boards):
+        key = BoardKey(*key)
+        if not selected(key, boards):
             continue
         path = draw_board(key, group, Path(out) / "plots" / board_png(key))
         if path is not None:

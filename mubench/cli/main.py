@@ -166,13 +166,12 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     plan = RunPlan(
         methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
         tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),
-        seeds=_seeds(seeds), out=_writable(out), tracking_uri="", preset=preset, device=_device(device),
-        data_root=data_root, head=head, pretrained=pretrained,
+        seeds=_seeds(seeds), out=_writable(out), tracking_uri=tracking_uri or default_tracking_uri(out),
+        preset=preset, device=_device(device), data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
         threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments),
         attacks=attacks, shadows=shadows)
-    plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     summary = run_grid(plan)
     if tuned is not None:
         from mubench.run.tune import tag_tuned_cells
@@ -248,11 +247,11 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
     if len(task_names) != 1 or len(backbone_names) != 1:
         raise MubenchError("tune runs on one task and one backbone; tune each pair separately (a preset file each).")
     plan = RunPlan(methods=[], tasks=task_names, backbones=backbone_names, seeds=[seed], out=_writable(out),
-                   tracking_uri="", preset=preset, device=_device(device), data_root=data_root, head=head,
-                   pretrained=pretrained, cache_dir=cache_dir or _default_cache(out), quiet=quiet, plots=False,
+                   tracking_uri=tracking_uri or default_tracking_uri(out), preset=preset, device=_device(device),
+                   data_root=data_root, head=head, pretrained=pretrained, cache_dir=cache_dir or _default_cache(out),
+                   quiet=quiet, plots=False,
                    command=_command_line(click.get_current_context()), threads=threads,
                    scenarios=_scenarios((scenario,)), task_options=task_options(task_names, task_assignments))
-    plan.tracking_uri = tracking_uri or default_tracking_uri(out)
     result = run_tune(plan, names, trials, sampler_seed)
     click.echo(f"{'method':<16} {'trials':>6} {'failed':>6} {'default':>8} {'best':>8} {'× retrain':>10}")
     for m in result.methods:

@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-EXPERIMENT = "mubench"
-TAG = "mubench."  # prefix of every tag the suite writes
+from mubench.core.store import EXPERIMENT, TAG
+
 
 
 def default_tracking_uri(out: Path) -> str:

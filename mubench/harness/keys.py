@@ -129,5 +129,5 @@ def shadow_fields(plan, splits, recipe, backbone: str, seed: int, index: int, pa
             "code": code_version((SHADOW_ENTRY, task_module(splits.task)))}
 
 
-def config_hash(spec, task: str) -> str:
-    return stable_hash(param_text(spec.config_for(task)))
+def config_hash(config) -> str:
+    return stable_hash(param_text(config))

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from mubench.core.store import BoardKey
+from mubench.data.splits import Splits
+from mubench.data.tasks import Recipe
 from mubench.unlearn.api import METHODS, Unlearner
 from mubench.core.config import build_config, parse_assignments, value_text
 from mubench.core.errors import MubenchError
@@ -69,8 +73,9 @@ def method_specs(names: list[str], assignments: tuple[str, ...] | list[str], abl
     return specs
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
+    """Everything a run was asked for, resolved and checked by the CLI before it is built; never changed after."""
     methods: list[MethodSpec]
     tasks: list[str]
     backbones: list[str]
@@ -92,24 +97,66 @@ class RunPlan:
     threads: int = 0  # torch threads per cell; 0: torch's default (all cores) locally, 1 per Ray task
     scenarios: list[str] = field(default_factory=lambda: ["random"])  # what is forgotten: mubench.data.scenarios
     task_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --task-set: task -> option -> value
-    attacks: tuple[str, ...] = ()  # --attack: registered attacks beside the paper's MIA (mubench.attacks.base), resolved
+    attacks: tuple[str, ...] = ()  # --attack: registered attacks beside the paper's MIA (attacks.base), resolved
     shadows: int = 16  # --shadows: shadow models per task × backbone × seed, for attacks that need them
+
+
+class TaskKey(NamedTuple):
+    """A task's data under one scenario: what a run loads once."""
+    task: str
+    scenario: str
+
+
+class SeedKey(NamedTuple):
+    """The cells that share data and references: task × scenario × backbone × seed."""
+    task: str
+    scenario: str
+    backbone: str
+    seed: int
+
+    @property
+    def data(self) -> TaskKey:
+        return TaskKey(self.task, self.scenario)
+
+
+class SeedSetup(NamedTuple):
+    """What the cells of one seed share: the plan, the task's splits and recipe, the backbone and the seed (in the
+    order the functions that train a seed's references and shadows take them)."""
+    plan: RunPlan
+    splits: Splits
+    recipe: Recipe
+    backbone: str
+    seed: int
 
 
 @dataclass(frozen=True)
 class CellJob:
     """One cell of the grid not yet FINISHED in the store: what an executor runs."""
     spec: MethodSpec
+    config: Unlearner.Config  # spec.config_for(task), resolved once for the cell's key, its run and its record
     key: str  # cell_keys.cell_key(): what makes a FINISHED run of this cell skippable
-    task: str
-    backbone: str
-    seed: int
-    scenario: str = "random"
+    group: SeedKey
+
+    @classmethod
+    def of(cls, spec: MethodSpec, key: str, task: str, backbone: str, seed: int,
+           scenario: str = "random") -> "CellJob":
+        return cls(spec, spec.config_for(task), key, SeedKey(task, scenario, backbone, seed))
 
     @property
-    def group(self) -> tuple[str, str, str, int]:
-        """The cells sharing data and references."""
-        return self.task, self.scenario, self.backbone, self.seed
+    def task(self) -> str:
+        return self.group.task
+
+    @property
+    def scenario(self) -> str:
+        return self.group.scenario
+
+    @property
+    def backbone(self) -> str:
+        return self.group.backbone
+
+    @property
+    def seed(self) -> int:
+        return self.group.seed
 
 
 @dataclass
@@ -124,7 +171,7 @@ class CellFailure:
 @dataclass
 class RunSummary:
     parent_run_id: str
-    boards: list[tuple] = field(default_factory=list)  # leaderboard.KEY prefixes: the boards this run wrote to
+    boards: list[BoardKey] = field(default_factory=list)  # the boards this run wrote to (every thread count)
     failures: list[CellFailure] = field(default_factory=list)
     cells: int = 0
     skipped: int = 0

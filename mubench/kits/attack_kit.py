@@ -67,7 +67,7 @@ def check_scores(attack) -> None:
     before = copy.deepcopy(model)
     runs = []
     for _ in range(2):
-        attacked = AttackedCell(model, MethodSpec("original"))
+        attacked = AttackedCell(model, MethodSpec("original"), MethodSpec("original").config_for("toy"))
         runs.append((cls(context).score(attacked), attacked.examples))
     (scores, examples), (again, _) = runs
     missing = [c.metric for c in cls.columns if c.metric not in scores]

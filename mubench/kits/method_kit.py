@@ -251,14 +251,15 @@ def check_task_kinds(method) -> None:
 
 def _check_refused(cls, cell: ToyCell) -> None:
     from mubench.run.cell import run_cell
-    from mubench.harness.plan import MethodSpec, RunPlan
+    from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
     from mubench.harness.references import References
     with tempfile.TemporaryDirectory() as tmp:
         plan = RunPlan([], [], [], [cell.seed], Path(tmp), "", Path(tmp), quiet=True)
         record = {"train_seconds": 1.0, "key": "toy"}
         refs = References(cell.model(), copy.deepcopy(cell.retrained), record, record)
         try:
-            run_cell(plan, MethodSpec(cls.registered_name), cell.splits, TOY_RECIPE, "toy", cell.seed, refs)
+            spec = MethodSpec(cls.registered_name)
+            run_cell(SeedSetup(plan, cell.splits, TOY_RECIPE, "toy", cell.seed), refs, spec, spec.config_for("toy"))
         except MubenchError:
             return
     _fail(f"{_name(cls)} has supports_multilabel=False, but the harness ran it on a multi-label task.")

@@ -12,27 +12,27 @@ import torch
 from mubench.scores import metrics
 from mubench.unlearn.api import METHODS
 from mubench.core.config import param_text, stable_hash
-from mubench.data.splits import Splits
 from mubench.core.errors import MubenchError
 from mubench.harness.keys import config_hash, pretrained_digest
-from mubench.harness.plan import CellFailure, MethodSpec, RunPlan, RunSummary
+from mubench.harness.plan import CellFailure, CellJob, MethodSpec, RunSummary, SeedSetup
 from mubench.core.progress import cell_done
 from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
 from mubench.harness.references import References
-from mubench.core.tracking import TAG, process_tags, provenance_tags
-from mubench.data.tasks import Recipe
+from mubench.core.tracking import process_tags, provenance_tags
+from mubench.core.store import TAG
 
 log = logging.getLogger(__name__)
 
 
-def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, backbone: str, seed: int,
-             refs: References, plots=None, attack=None) -> dict[str, float]:
-    """Unlearn one copy of the original, time it, score it. Raises on any failure of the method. `attack`, when
-    given (the executor's, e.g. LiRA with its shadows), maps the unlearned model and the cell's spec to more scores;
-    the method never sees it."""
-    unlearner = METHODS.get(spec.name)(spec.config_for(splits.task))
+def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots=None,
+             attack=None) -> dict[str, float]:
+    """Unlearn one copy of the original with the method of `spec` and its resolved `config`, time it, score it.
+    Raises on any failure of the method. `attack`, when given (the executor's, e.g. LiRA with its shadows), maps the
+    unlearned model, the cell's spec and config to more scores; the method never sees it."""
+    plan, splits, seed = setup.plan, setup.splits, setup.seed
+    unlearner = METHODS.get(spec.name)(config)
     refuse_multilabel(unlearner, splits)
-    data = unlearn_data(splits, recipe.batch_size, plan.device)
+    data = unlearn_data(splits, setup.recipe.batch_size, plan.device)
     done = unlearn_once(unlearner, refs.original, data, seed=seed, monitor=split_monitor(splits, data),
                         retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
                         quiet=plan.quiet)
@@ -43,7 +43,7 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
     if attack is not None:
-        scores.update(attack(result, spec))
+        scores.update(attack(result, spec, config))
     retrain_seconds = refs.retrain_record["train_seconds"]
     scores.update(unlearn_seconds=seconds, retrain_seconds=retrain_seconds,
                   time_ratio=metrics.time_ratio(seconds, retrain_seconds))
@@ -53,16 +53,18 @@ def run_cell(plan: RunPlan, spec: MethodSpec, splits: Splits, recipe: Recipe, ba
     return scores
 
 
-def cell_tags(plan, spec, key, splits, recipe, backbone, seed, original_key, threads) -> dict[str, str]:
+def cell_tags(setup: SeedSetup, job: CellJob, original_key: str, threads: int) -> dict[str, str]:
     """The tags a board groups and filters cells by: one board per task × backbone × preset × head × pretrained
     weights × torch threads, one row per label (method and resolved configuration)."""
-    return {f"{TAG}kind": "cell", f"{TAG}cell_key": key, f"{TAG}method": spec.name, f"{TAG}label": spec.row,
+    plan, splits, spec = setup.plan, setup.splits, job.spec
+    return {f"{TAG}kind": "cell", f"{TAG}cell_key": job.key, f"{TAG}method": spec.name, f"{TAG}label": spec.row,
             f"{TAG}base": spec.base, f"{TAG}variant": spec.variant,
-            f"{TAG}task": splits.task, f"{TAG}scenario": splits.scenario, f"{TAG}backbone": backbone, f"{TAG}head": plan.head, f"{TAG}seed": str(seed),
+            f"{TAG}task": splits.task, f"{TAG}scenario": splits.scenario, f"{TAG}backbone": setup.backbone,
+            f"{TAG}head": plan.head, f"{TAG}seed": str(setup.seed),
             f"{TAG}preset": plan.preset, f"{TAG}split_hash": splits.split_hash,
             f"{TAG}pretrained": (pretrained_digest(plan.pretrained) or "none")[:12], f"{TAG}threads": str(threads),
-            f"{TAG}device": plan.device.type, f"{TAG}config_hash": config_hash(spec, splits.task),
-            f"{TAG}recipe_hash": stable_hash(param_text(recipe)), f"{TAG}command": plan.command,
+            f"{TAG}device": plan.device.type, f"{TAG}config_hash": config_hash(job.config),
+            f"{TAG}recipe_hash": stable_hash(param_text(setup.recipe)), f"{TAG}command": plan.command,
             f"{TAG}original_cache": original_key, f"{TAG}attacks": ",".join(plan.attacks),
             **provenance_tags(), **process_tags()}
 
@@ -72,13 +74,14 @@ def cell_run_name(spec, splits, backbone, seed) -> str:
     return f"{spec.row}/{splits.task}{scenario}/{backbone}/s{seed}"
 
 
-def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summary: RunSummary,
-                    seed_plots=None, attack=None) -> None:
+def run_logged_cell(setup: SeedSetup, refs: References, job: CellJob, summary: RunSummary, seed_plots=None,
+                    attack=None) -> None:
     """One cell as a child run: FINISHED with its scores, or FAILED with its error (the grid goes on)."""
-    config = spec.config_for(splits.task)
+    plan, splits, recipe, backbone, seed = setup.plan, setup.splits, setup.recipe, setup.backbone, setup.seed
+    spec = job.spec
     threads = torch.get_num_threads()
-    tags = cell_tags(plan, spec, key, splits, recipe, backbone, seed, refs.original_record["key"], threads)
-    params = {**{f"cfg.{k}": v for k, v in param_text(config).items()},
+    tags = cell_tags(setup, job, refs.original_record["key"], threads)
+    params = {**{f"cfg.{k}": v for k, v in param_text(job.config).items()},
               **{f"recipe.{k}": v for k, v in param_text(recipe).items()},
               "task": splits.task, "scenario": splits.scenario, "backbone": backbone, "seed": seed,
               "split_hash": splits.split_hash,
@@ -90,7 +93,7 @@ def run_logged_cell(plan, spec, key, splits, recipe, backbone, seed, refs, summa
                           parent_run_id=summary.parent_run_id, tags=tags) as run:
         mlflow.log_params(params)
         try:
-            scores = run_cell(plan, spec, splits, recipe, backbone, seed, refs, seed_plots, attack)
+            scores = run_cell(setup, refs, spec, job.config, seed_plots, attack)
         except Exception as exc:  # one broken method must not cost the rest of the grid
             message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
             log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())

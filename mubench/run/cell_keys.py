@@ -7,12 +7,13 @@ from mubench.harness import keys
 CELL_ENTRY = "mubench.run.cell"  # runs, scores and logs one cell
 
 
-def cell_key(plan, spec, splits, recipe, backbone: str, seed: int, threads: int) -> str:
+def cell_key(setup, spec, config, threads: int) -> str:
     """Everything that determines a cell's result; a FINISHED run with this key is not run again. `threads` is the
-    number of torch threads the cell runs on: CPU results depend on it."""
+    number of torch threads the cell runs on: CPU results depend on it. `config`: the spec's Config on the task."""
+    plan, splits, recipe, backbone, seed = setup.plan, setup.splits, setup.recipe, setup.backbone, setup.seed
     code = keys.code_version((CELL_ENTRY, keys.REFERENCE_ENTRY, keys.method_module(spec.name),
                               keys.task_module(splits.task)))
-    return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(spec.config_for(splits.task)),
+    return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(config),
                         "task": splits.task, "split": splits.split_hash, "backbone": backbone, "head": plan.head,
                         "pretrained": keys.pretrained_digest(plan.pretrained), "recipe": param_text(recipe),
                         "seed": seed,

@@ -27,9 +27,10 @@ from mubench.run.cell import cell_run_name, cell_tags, run_logged_cell
 from mubench.data.splits import Splits
 from mubench.core.errors import MubenchError
 from mubench.harness.keys import reference_fields
-from mubench.harness.plan import CellFailure, CellJob, RunPlan, RunSummary
+from mubench.harness.plan import CellFailure, CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
 from mubench.harness.references import REFERENCE_ROLES, References, train_reference_role, train_references
-from mubench.core.tracking import EXPERIMENT, TAG, open_store
+from mubench.core.tracking import open_store
+from mubench.core.store import EXPERIMENT, TAG
 from mubench.data.tasks import Recipe
 
 EXECUTORS = ("local", "ray")
@@ -49,8 +50,8 @@ def make_executor(name: str, ray_address: str | None = None):
     raise MubenchError(f"--executor {name!r} is not one of {', '.join(EXECUTORS)}.")
 
 
-def _groups(jobs: list[CellJob]) -> dict[tuple, list[CellJob]]:
-    groups: dict[tuple, list[CellJob]] = {}
+def _groups(jobs: list[CellJob]) -> dict[SeedKey, list[CellJob]]:
+    groups: dict[SeedKey, list[CellJob]] = {}
     for job in jobs:
         groups.setdefault(job.group, []).append(job)
     return groups
@@ -64,39 +65,39 @@ class LocalExecutor:
         torch.set_num_threads(plan.threads or default_threads)
         try:
             with threadpool_limits(plan.threads or None):
-                for (task, scenario, _, _), group in _groups(jobs).items():
-                    run_seed(plan, *tasks[(task, scenario)], group, summary)
+                for key, group in _groups(jobs).items():
+                    run_seed(SeedSetup(plan, *tasks[key.data], key.backbone, key.seed), group, summary)
         finally:
             torch.set_num_threads(default_threads)
 
 
-def run_seed(plan: RunPlan, splits: Splits, recipe: Recipe, jobs: list[CellJob], summary: RunSummary) -> None:
+def run_seed(setup: SeedSetup, jobs: list[CellJob], summary: RunSummary) -> None:
     """The cells of one task × backbone × seed in this process: references once, each cell, the seed's figures."""
-    backbone, seed = jobs[0].backbone, jobs[0].seed
-    refs = train_references(plan, splits, recipe, backbone, seed, summary)
-    attack = seed_attack(plan, splits, recipe, backbone, seed, refs)
-    seed_plots = seed_plots_for(plan, splits, backbone, seed, refs)
+    refs = train_references(*setup, summary)
+    attack = seed_attack(setup, refs)
+    seed_plots = seed_plots_for(setup, refs)
     for job in jobs:
-        run_logged_cell(plan, job.spec, job.key, splits, recipe, backbone, seed, refs, summary, seed_plots, attack)
+        run_logged_cell(setup, refs, job, summary, seed_plots, attack)
     if seed_plots is not None:
         seed_plots.finish()
 
 
-def seed_attack(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int, refs: References):
+def seed_attack(setup: SeedSetup, refs: References):
     """The run's registered attacks (mubench.attacks.base) on the cells of one seed, None without --attack: a callable
-    (unlearned model, the cell's MethodSpec) -> scores. The seed's shadows come from the cache or are trained now,
-    once, for every attack that needs them."""
+    (unlearned model, the cell's MethodSpec, its Config) -> scores. The seed's shadows come from the cache or are
+    trained now, once, for every attack that needs them."""
+    plan = setup.plan
     if not plan.attacks:
         return None
     shadows = None
     if shadow_need(plan.attacks):
         from mubench.attacks.shadows import shadow_set
-        shadows = shadow_set(plan, splits, recipe, backbone, seed, plan.shadows)
-    context = SeedContext(plan, splits, recipe, backbone, seed, shadows, refs.retrain_record["train_seconds"])
+        shadows = shadow_set(*setup, plan.shadows)
+    context = SeedContext(*setup, shadows, refs.retrain_record["train_seconds"])
     attacks = [ATTACKS.get(name)(context) for name in plan.attacks]
 
-    def attack(model, spec) -> dict[str, float]:
-        cell = AttackedCell(model, spec)
+    def attack(model, spec, config) -> dict[str, float]:
+        cell = AttackedCell(model, spec, config)
         scores: dict[str, float] = {}
         for each in attacks:
             scores.update(each.score(cell))
@@ -113,18 +114,19 @@ def log_attack_examples(examples: dict) -> None:
 
     import numpy as np
 
-    from mubench.attacks.lira import ATTACK_SCORES
+    from mubench.core.store import ATTACK_SCORES
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / ATTACK_SCORES
         np.savez_compressed(path, **examples)
         mlflow.log_artifact(str(path))
 
 
-def seed_plots_for(plan: RunPlan, splits: Splits, backbone: str, seed: int, refs: References):
+def seed_plots_for(setup: SeedSetup, refs: References):
+    plan = setup.plan
     if not plan.plots:
         return None
     from mubench.boards.figures import SeedPlots  # matplotlib loads only when plots are drawn
-    return SeedPlots(plan.out, splits, backbone, plan.preset, seed, refs, plan.device)
+    return SeedPlots(plan.out, setup.splits, setup.backbone, plan.preset, setup.seed, refs, plan.device)
 
 
 def _import_ray():
@@ -155,49 +157,47 @@ class CellWorker:
         _limit_threads(threads)
         open_store(plan.tracking_uri, plan.out)
         self.plan, self.parent_run_id = plan, parent_run_id
-        self.tasks: dict[tuple, tuple[Splits, Recipe]] = {}
-        self.seeds: OrderedDict[tuple, tuple] = OrderedDict()
+        self.tasks: dict[TaskKey, tuple[Splits, Recipe]] = {}
+        self.seeds: OrderedDict[SeedKey, tuple] = OrderedDict()
 
     def ready(self) -> None:
         """Answers once the actor is placed and started: only then does the driver hand it work."""
 
-    def prepare(self, group: tuple, task: list, part: str | int) -> RunSummary:
+    def prepare(self, group: SeedKey, task: list, part: str | int) -> RunSummary:
         """One part of a seed's preparation, cached for its cells: a reference role, or a shadow's index."""
-        splits, recipe = self._task(group, task)
-        backbone, seed = group[2:]
+        setup = self._setup(group, task)
         summary = RunSummary(self.parent_run_id)
         if isinstance(part, str):
-            train_reference_role(self.plan, splits, recipe, backbone, seed, part, summary)
+            train_reference_role(*setup, part, summary)
         else:
             from mubench.attacks.shadows import shadow_set
-            shadow_set(self.plan, splits, recipe, backbone, seed, self.plan.shadows, indices=[part])
+            shadow_set(*setup, self.plan.shadows, indices=[part])
         return summary
 
     def run(self, job: CellJob, task: list) -> RunSummary:
         """One cell as a child run of the invocation (the seed's t-SNE is drawn by `mubench report`)."""
-        splits, recipe = self._task(job.group, task)
-        refs, attack, seed_plots = self._seed(job.group, splits, recipe)
+        setup = self._setup(job.group, task)
+        refs, attack, seed_plots = self._seed(setup)
         summary = RunSummary(self.parent_run_id)
-        run_logged_cell(self.plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, refs, summary,
-                        seed_plots, attack)
+        run_logged_cell(setup, refs, job, summary, seed_plots, attack)
         return summary
 
-    def _task(self, group: tuple, task: list) -> tuple[Splits, Recipe]:
-        """The group's splits and recipe, fetched from Ray's object store on first use. `task` wraps the object's
-        reference in a list so that Ray hands over the reference, not a fresh copy of the data, at every call."""
-        if group[:2] not in self.tasks:
+    def _setup(self, group: SeedKey, task: list) -> SeedSetup:
+        """The group's setup, its splits and recipe fetched from Ray's object store on first use. `task` wraps the
+        object's reference in a list so that Ray hands over the reference, not a fresh copy of the data, at every
+        call."""
+        if group.data not in self.tasks:
             import ray
-            self.tasks[group[:2]] = ray.get(task[0])
-        return self.tasks[group[:2]]
+            self.tasks[group.data] = ray.get(task[0])
+        return SeedSetup(self.plan, *self.tasks[group.data], group.backbone, group.seed)
 
-    def _seed(self, group: tuple, splits: Splits, recipe: Recipe) -> tuple:
+    def _seed(self, setup: SeedSetup) -> tuple:
+        group = SeedKey(setup.splits.task, setup.splits.scenario, setup.backbone, setup.seed)
         if group in self.seeds:
             self.seeds.move_to_end(group)
         else:
-            backbone, seed = group[2:]
-            refs = train_references(self.plan, splits, recipe, backbone, seed, RunSummary(self.parent_run_id))
-            self.seeds[group] = (refs, seed_attack(self.plan, splits, recipe, backbone, seed, refs),
-                                 seed_plots_for(self.plan, splits, backbone, seed, refs))
+            refs = train_references(*setup, RunSummary(self.parent_run_id))
+            self.seeds[group] = (refs, seed_attack(setup, refs), seed_plots_for(setup, refs))
             while len(self.seeds) > SEEDS_KEPT:
                 self.seeds.popitem(last=False)
         return self.seeds[group]
@@ -293,7 +293,7 @@ class Dispatcher:
     def __init__(self, ray, worker, plan: RunPlan, tasks: dict, queue: WorkQueue, threads: int, summary: RunSummary):
         self.ray, self.worker, self.plan, self.tasks, self.queue = ray, worker, plan, tasks, queue
         self.threads, self.summary = threads, summary
-        self.task_data = {key: [ray.put(tasks[key])] for key in {group[:2] for group in queue.parts}}
+        self.task_data = {key: [ray.put(tasks[key])] for key in {group.data for group in queue.parts}}
         self.calls: dict = {}  # a call in flight -> (actor, group, work); group None for the actor's `ready`
         self.homes: dict = {}  # live actor -> the group it served last
         self.actors, self.idle = [], []
@@ -336,7 +336,7 @@ class Dispatcher:
                 return
             actor, work = self.idle.pop(0), self.queue.take(group)
             self.homes[actor] = group
-            data = self.task_data[group[:2]]
+            data = self.task_data[group.data]
             call = actor.run.remote(work, data) if isinstance(work, CellJob) else actor.prepare.remote(
                 group, data, work)
             self.calls[call] = (actor, group, work)
@@ -363,13 +363,14 @@ class Dispatcher:
             self.idle.append(actor)
 
     def _lose(self, job: CellJob, error: str) -> None:
-        record_lost_cell(self.plan, job, *self.tasks[(job.task, job.scenario)], error, self.summary)
+        record_lost_cell(SeedSetup(self.plan, *self.tasks[job.group.data], job.backbone, job.seed), job, error,
+                         self.summary)
 
 
-def record_lost_cell(plan: RunPlan, job: CellJob, splits: Splits, recipe: Recipe, error: str,
-                     summary: RunSummary) -> None:
+def record_lost_cell(setup: SeedSetup, job: CellJob, error: str, summary: RunSummary) -> None:
     """A cell whose worker died or failed outside the cell's scoring: its run (still RUNNING, or created now if the
     worker never opened one) is ended FAILED with the error, so the board lists it and a rerun retries it."""
+    plan = setup.plan
     client = mlflow.MlflowClient(plan.tracking_uri)
     experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
     open_runs = client.search_runs([experiment_id], filter_string=(
@@ -378,11 +379,10 @@ def record_lost_cell(plan: RunPlan, job: CellJob, splits: Splits, recipe: Recipe
     if open_runs:
         run_id = open_runs[0].info.run_id
     else:
-        original_key = ModelCache(plan.cache_dir).key(
-            reference_fields(plan, splits, recipe, job.backbone, job.seed, "original"))
-        tags = cell_tags(plan, job.spec, job.key, splits, recipe, job.backbone, job.seed, original_key,
-                         plan.threads or 1)
-        run_id = client.create_run(experiment_id, run_name=cell_run_name(job.spec, splits, job.backbone, job.seed),
+        original_key = ModelCache(plan.cache_dir).key(reference_fields(*setup, "original"))
+        tags = cell_tags(setup, job, original_key, plan.threads or 1)
+        run_id = client.create_run(experiment_id, run_name=cell_run_name(job.spec, setup.splits, job.backbone,
+                                                                         job.seed),
                                    tags={**tags, "mlflow.parentRunId": summary.parent_run_id}).info.run_id
     client.set_tag(run_id, f"{TAG}error", error[:5000])
     client.set_terminated(run_id, status="FAILED")

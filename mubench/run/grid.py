@@ -7,12 +7,13 @@ import torch
 from mubench.run.executors import make_executor
 from mubench.harness.keys import pretrained_digest
 from mubench.run.cell_keys import cell_key
-from mubench.harness.plan import CellJob, RunPlan, RunSummary
+from mubench.harness.plan import CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
 from mubench.data.tasks import load_task
 from mubench.data.scenarios import check_scenario, parse_scenario
 from mubench.data.tasks import TASKS
-from mubench.core.tracking import (TAG, finished_cell_keys, mark_dead_runs_killed, open_store, process_tags,
-                              provenance_tags)
+from mubench.core.store import BoardKey
+from mubench.core.tracking import finished_cell_keys, mark_dead_runs_killed, open_store, process_tags, provenance_tags
+from mubench.core.store import TAG
 
 
 def cell_threads(plan: RunPlan) -> int:
@@ -28,7 +29,8 @@ def run(plan: RunPlan) -> RunSummary:
             if task.num_outputs:  # tasks that count their classes only when loaded are checked then
                 check_scenario(scenario, name, task.kind, task.num_outputs, task.has_identities)
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
-    tasks = {(name, scenario): load_task(name, plan.preset, plan.data_root, scenario, plan.task_options.get(name))[1:]
+    tasks = {TaskKey(name, scenario): load_task(name, plan.preset, plan.data_root, scenario,
+                                                plan.task_options.get(name))[1:]
              for name in plan.tasks for scenario in plan.scenarios}
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
@@ -51,13 +53,15 @@ def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -
     threads = cell_threads(plan)
     for (task_name, scenario), (splits, recipe) in tasks.items():
         for backbone in plan.backbones:
-            summary.boards.append((task_name, backbone, plan.preset, plan.head,
-                                   (pretrained_digest(plan.pretrained) or "none")[:12], scenario))
+            summary.boards.append(BoardKey(task_name, backbone, plan.preset, plan.head,
+                                           (pretrained_digest(plan.pretrained) or "none")[:12], scenario))
             for seed in plan.seeds:
+                setup = SeedSetup(plan, splits, recipe, backbone, seed)
                 for spec in plan.methods:
-                    key = cell_key(plan, spec, splits, recipe, backbone, seed, threads)
+                    config = spec.config_for(task_name)
+                    key = cell_key(setup, spec, config, threads)
                     if key in done:
                         summary.skipped += 1
                     else:
-                        jobs.append(CellJob(spec, key, task_name, backbone, seed, scenario))
+                        jobs.append(CellJob(spec, config, key, SeedKey(task_name, scenario, backbone, seed)))
     return jobs

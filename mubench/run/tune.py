@@ -26,11 +26,12 @@ from mubench.unlearn.api import METHODS, MonitorReading
 from mubench.core.config import param_text, stable_hash, value_text
 from mubench.core.errors import MubenchError
 from mubench.run.cell_keys import cell_key
-from mubench.harness.plan import MethodSpec, RunPlan, RunSummary
+from mubench.harness.plan import MethodSpec, RunPlan, RunSummary, SeedSetup
 from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
 from mubench.harness.references import train_references
 from mubench.data.tasks import load_task
-from mubench.core.tracking import TAG, mark_dead_runs_killed, open_store, process_tags, provenance_tags
+from mubench.core.tracking import mark_dead_runs_killed, open_store, process_tags, provenance_tags
+from mubench.core.store import TAG
 
 OBJECTIVE = "½·(val acc + 1 − FS(forget vs val))"
 SAMPLER = "TPE"
@@ -91,7 +92,8 @@ def study_name(plan: RunPlan, name: str, splits, recipe, backbone: str, seed: in
     """One study per method × everything a trial's result depends on (its cell key) × the search space: a tune
     with a changed method, space, task or recipe starts a new study instead of mixing results."""
     space = {k: str(v) for k, v in METHODS.get(name).search_space.items()}
-    key = cell_key(plan, MethodSpec(name), splits, recipe, backbone, seed, threads)
+    spec = MethodSpec(name)
+    key = cell_key(SeedSetup(plan, splits, recipe, backbone, seed), spec, spec.config_for(splits.task), threads)
     return f"{name}/{splits.task}/{backbone}/{plan.preset}/s{seed}/{stable_hash({'cell': key, 'space': space}, 12)}"
 
 
