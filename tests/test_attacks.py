@@ -11,7 +11,7 @@ import torch
 
 from mubench.run import cell_keys
 from mubench.kits.attack_kit import check_attack
-from mubench.attacks.base import (ATTACKS, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
+from mubench.attacks.base import (ATTACKS, EVERY_CELL, SHADOW_NEEDS, Attack, AttackedCell, Column, SeedContext, resolve_attacks,
                              shadow_need)
 from mubench.core.errors import MubenchError
 from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
@@ -26,7 +26,7 @@ def test_attack_names_resolve_with_what_each_requires_first(text, names):
 
 
 @pytest.mark.parametrize("text, says", [
-    ("lra", "unknown attack 'lra'; known attacks: lira, ulira. Did you mean 'lira'?"),
+    ("lra", "unknown attack 'lra'; known attacks: lira, mia, scale-free, ulira. Did you mean 'lira'?"),
     ("none,lira", "mixes 'none' with attacks")])
 def test_a_bad_attack_name_is_one_sentence_before_anything_runs(text, says, cli, tmp_path):
     with pytest.raises(MubenchError, match=says.replace(".", r"\.").replace("?", r"\?")):
@@ -137,3 +137,9 @@ def test_what_an_attack_reads_of_its_seed_cannot_be_changed_by_another_attack(tm
     context = SeedContext(None, toy_splits(), TOY_RECIPE, "toy", 0, None, 1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         context.shadows = "something else"
+
+
+@pytest.mark.parametrize("text, resolved", [("mia", ()), ("scale-free,lira", ("lira",)), ("ulira,mia", ("lira", "ulira"))])
+def test_the_attacks_that_score_every_cell_are_never_added_again(text, resolved):
+    assert EVERY_CELL == ("mia", "scale-free")
+    assert resolve_attacks(text) == resolved

@@ -13,6 +13,7 @@ from cmarkgfm.cmark import Options
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from test_metrics import scores_of
 from mubench.scores import metrics
 from mubench.data.splits import Preprocess, Split, Splits
 from mubench.boards.leaderboard import latest_cells, render_all, render_board
@@ -196,11 +197,11 @@ def splits_with(unseen: bool) -> Splits:
 
 
 @pytest.mark.parametrize("unseen", [False, True])
-def test_score_model_compares_forget_with_the_held_out_role(unseen):
+def test_a_cells_population_attacks_compare_forget_with_the_held_out_role(unseen):
     splits = splits_with(unseen)
     model = LossPerRole()
     losses = {}
-    scores = metrics.score_model(model, splits, torch.device("cpu"), losses)
+    scores = scores_of(model, splits, losses)
     non_members = "unseen" if unseen else "test"
     for role in splits.roles():  # each role's losses are its own: the correctly predicted ones lie in [L, 2L)
         right = losses[role][int(round(SIZES[role] * WRONG_SHARE[role])):]

@@ -342,7 +342,7 @@ def test_an_ablation_row_is_its_own_cell_even_where_its_config_equals_another_ro
 
 @pytest.mark.parametrize("module, changes", [
     ("mubench.attacks.lira", {"lira", "ulira"}), ("mubench.attacks.shadows", {"lira", "ulira"}),
-    ("mubench.attacks.ulira", {"ulira"})])
+    ("mubench.attacks.ulira", {"ulira"}), ("mubench.attacks.population", {"", "lira", "ulira"})])
 def test_an_edit_of_the_attacks_code_reruns_exactly_the_cells_it_scores(store, monkeypatch, fresh_versions, module,
                                                                         changes):
     plans = {attack: dataclasses.replace(store, attacks=resolve_attacks(attack)) for attack in ("", "lira", "ulira")}

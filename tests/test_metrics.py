@@ -10,10 +10,13 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from torch import nn
 
 from mubench.data.splits import Preprocess, Split, Splits
+from mubench.harness.plan import MethodSpec, RunPlan, SeedSetup
+from mubench.kits.method_kit import TOY_RECIPE
+from mubench.run.cell import cell_scores
 from mubench.boards.leaderboard import mean_ci
 from mubench.core.losses import TaskKind, correct, task_loss
 from mubench.scores.metrics import (balance, forgetting_score, in_classes, losses_and_accuracy, mean_or_nan, mia_scores,
-                             nomus, score_model, time_ratio)
+                             nomus, time_ratio)
 
 
 def test_identical_distributions_give_chance_mia():
@@ -240,9 +243,16 @@ def toy_splits(**extra) -> Splits:
     return Splits("toy", TaskKind.MULTICLASS, 2, Preprocess((0.0,), (1.0,)), "toy", **parts, **extra)
 
 
-def test_score_model_reports_each_roles_accuracy_and_mean_loss():
+def scores_of(model, splits, losses: dict | None = None) -> dict[str, float]:
+    """A cell's scores of `model`: accuracy per role, the attacks every cell is scored by, NoMUS."""
+    plan = RunPlan([], [], [], [0], out=None, tracking_uri="", cache_dir=None)
+    return cell_scores(SeedSetup(plan, splits, TOY_RECIPE, "toy", 0), model, MethodSpec("original"), None, 1.0,
+                       losses)
+
+
+def test_a_cells_scores_are_each_roles_accuracy_and_mean_loss_and_the_population_attacks():
     splits = toy_splits()
-    scores = score_model(PixelLogits(), splits, torch.device("cpu"))
+    scores = scores_of(PixelLogits(), splits)
     for name in ("retain", "forget", "val", "test"):
         losses, right = hand_losses(splits.role(name))
         assert scores[f"{name}_loss"] == pytest.approx(statistics.mean(losses), rel=1e-5)
@@ -262,7 +272,7 @@ def test_class_wise_scores_split_the_test_set_and_attack_with_the_forgotten_clas
     non-members are the held-out (here: unseen) images of class 1."""
     unseen = role(36, 5, 0.5, False)
     splits = toy_splits(unseen=unseen, forgotten_classes=(1,))
-    scores = score_model(PixelLogits(), splits, torch.device("cpu"))
+    scores = scores_of(PixelLogits(), splits)
     test_losses, test_right = hand_losses(splits.test)
     labels = splits.test.labels.tolist()
     assert scores["test_acc"] == pytest.approx(statistics.mean(r for r, y in zip(test_right, labels) if y == 0))

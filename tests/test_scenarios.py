@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from test_metrics import scores_of
 from mubench.scores import metrics
 from mubench.data.splits import Preprocess, Split, Splits
 from mubench.datasets.digits import Digits
@@ -136,7 +137,7 @@ def test_class_wise_scores_utility_on_the_other_classes_and_attacks_with_the_for
     splits = Splits("px", TaskKind.MULTICLASS, 3, Preprocess((0.0,), (1.0,)), "h", retain, forget, retain, test,
                     forgotten_classes=(2,))
     losses = {}
-    scores = metrics.score_model(PixelClassifier(), splits, torch.device("cpu"), losses)
+    scores = scores_of(PixelClassifier(), splits, losses)
     assert scores["test_acc"] == pytest.approx(15 / 20)
     assert scores["forgotten_test_acc"] == pytest.approx(3 / 10)
     assert scores["mia_nonmembers"] == scores["mia_members"] == 10  # the forgotten class's 10 test images

@@ -1,4 +1,5 @@
-"""Attacks beside the paper's MIA: registered evaluations that score every cell's unlearned model (never in NoMUS).
+"""Attacks: registered evaluations of every cell's unlearned model. The paper's MIA (whose FS is in NoMUS) and the
+scale-free loss attacks score every cell (`EVERY_CELL`); the others, beside them, when `--attack` names them.
 
 An attack is a class registered with `register_attack(name)`, or a plugin's entry point in the `mubench.attacks` group.
 It declares what enters the key of every cell it scores (`code`), the shadow models it needs (`shadows`), the attacks
@@ -19,10 +20,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 ATTACKS: Registry[type["Attack"]] = Registry("attack", {
+    "mia": "mubench.attacks.population:PaperMIA",
+    "scale-free": "mubench.attacks.population:ScaleFree",
     "lira": "mubench.attacks.lira:LiRA",
     "ulira": "mubench.attacks.ulira:ULiRA",
 }, entry_point_group="mubench.attacks")
 
+EVERY_CELL = ("mia", "scale-free")  # scored on every cell, whatever --attack says (the paper's MIA is in NoMUS)
 SHADOW_NEEDS = ("", "phi", "models")  # none; each shadow's φ on the pool and its half; its weights as well
 
 
@@ -103,7 +107,8 @@ class Attack:
 
 
 def resolve_attacks(text: str) -> tuple[str, ...]:
-    """`--attack` as registered names, each after the attacks it requires; "none" (or empty): no attack."""
+    """`--attack` as registered names, each after the attacks it requires; "none" (or empty): no attack beside
+    those that score every cell (naming one of those adds nothing)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names or names == ["none"]:
         return ()
@@ -121,7 +126,7 @@ def resolve_attacks(text: str) -> tuple[str, ...]:
             resolved.append(canonical)
     for name in names:
         add(name)
-    return tuple(resolved)
+    return tuple(name for name in resolved if name not in EVERY_CELL)
 
 
 def shadow_need(names: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
+from mubench.attacks.base import ATTACKS, EVERY_CELL
 from mubench.core.tracking import cell_runs
 from mubench.core.store import TAG, BoardKey, board_name, selected
 
@@ -231,10 +232,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              table(body, headers), "",
              "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "
-             "FS is the forgetting score 2·(MIA − 0.5) in absolute value, the paper's scale (the MUFAC notebooks "
-             "print half of it). MIA: logistic regression on per-sample losses, forget (members) vs test (non-members; "
-             "the task's separate unseen set where it has one), balanced by a seeded shuffle, 10-fold stratified "
-             "shuffle split. MIA log-loss and MIA AUC are scale-free attacks beside it (not in NoMUS). "
+             + "".join(ATTACKS.get(name).note(cells) for name in EVERY_CELL) +
              "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. "
              "A row is one method with one configuration: --set overrides and ablation variants show in its name. "
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "

@@ -9,6 +9,8 @@ import traceback
 import mlflow
 import torch
 
+from mubench.attacks.base import ATTACKS, EVERY_CELL, AttackedCell, SeedContext
+from mubench.attacks.population import ROLE_LOSSES
 from mubench.scores import metrics
 from mubench.unlearn.api import METHODS
 from mubench.core.config import param_text, stable_hash
@@ -38,7 +40,7 @@ def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots
                         quiet=plan.quiet)
     result, seconds = done.model, done.seconds
     losses = {}
-    scores = metrics.score_model(result, splits, plan.device, losses)
+    scores = cell_scores(setup, result, spec, config, refs.retrain_record["train_seconds"], losses)
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
@@ -50,6 +52,22 @@ def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots
     log_to_active_run(done.logged)
     if plots is not None:
         plots.cell(spec.row, result, losses)
+    return scores
+
+
+def cell_scores(setup: SeedSetup, model, spec: MethodSpec, config, retrain_seconds: float,
+                losses: dict | None = None) -> dict[str, float]:
+    """Accuracy and mean loss per role, the attacks that score every cell (the paper's MIA and the scale-free ones,
+    reading the losses computed for accuracy), and NoMUS from the paper's FS. `losses` is filled as in
+    metrics.score_model."""
+    losses = {} if losses is None else losses
+    scores = metrics.score_model(model, setup.splits, setup.plan.device, losses)
+    scored = AttackedCell(model, spec, config)
+    scored.memo(ROLE_LOSSES, lambda: losses)
+    context = SeedContext(*setup, None, retrain_seconds)
+    for name in EVERY_CELL:
+        scores.update(ATTACKS.get(name)(context).score(scored))
+    scores["nomus"] = metrics.nomus(scores["test_acc"], scores["fs"])
     return scores
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mubench.core.config import param_text, stable_hash
+from mubench.attacks.base import EVERY_CELL, attack_code, shadow_need
 from mubench.harness import keys
 
 CELL_ENTRY = "mubench.run.cell"  # runs, scores and logs one cell
@@ -12,7 +13,7 @@ def cell_key(setup, spec, config, threads: int) -> str:
     number of torch threads the cell runs on: CPU results depend on it. `config`: the spec's Config on the task."""
     plan, splits, recipe, backbone, seed = setup.plan, setup.splits, setup.recipe, setup.backbone, setup.seed
     code = keys.code_version((CELL_ENTRY, keys.REFERENCE_ENTRY, keys.method_module(spec.name),
-                              keys.task_module(splits.task)))
+                              keys.task_module(splits.task), *attack_code(EVERY_CELL)))
     return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(config),
                         "task": splits.task, "split": splits.split_hash, "backbone": backbone, "head": plan.head,
                         "pretrained": keys.pretrained_digest(plan.pretrained), "recipe": param_text(recipe),
@@ -27,7 +28,6 @@ def attack_fields(plan) -> dict:
     (their runs lack its metrics); the method's numbers are the same, only the run adds the attack's columns."""
     if not plan.attacks:
         return {}
-    from mubench.attacks.base import attack_code, shadow_need
     shadows = bool(shadow_need(plan.attacks))
     entries = attack_code(plan.attacks) + ((keys.SHADOW_ENTRY,) if shadows else ())
     return {"attack": ",".join(plan.attacks), "shadows": plan.shadows if shadows else 0,

@@ -102,13 +102,12 @@ def time_ratio(unlearn_seconds: float, retrain_seconds: float) -> float:
 
 def score_model(model: nn.Module, splits, device: torch.device,
                 losses: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Every per-cell metric that depends on the model alone: accuracy and mean loss per role, the MIA (forget vs
-    the task's unseen role, or test where it has none), FS and NoMUS.
+    """Accuracy and mean loss per role of a cell's model (the population attacks, mubench.attacks.population, and
+    NoMUS come after it).
 
-    Class-wise forgetting (`splits.forgotten_classes`): utility is test accuracy on the remaining classes, the MIA's
-    non-members are the held-out images of the forgotten classes, and `forgotten_test_acc` is test accuracy on those
-    classes (Retrain's is about 0). `losses`, when given, is filled with the per-sample losses of each role (the
-    plots reuse them).
+    Class-wise forgetting (`splits.forgotten_classes`): utility is test accuracy on the remaining classes and
+    `forgotten_test_acc` test accuracy on those classes (Retrain's is about 0). `losses`, when given, is filled with
+    the per-sample losses of each role (the attacks and the plots reuse them).
     """
     out: dict[str, float] = {}
     losses = {} if losses is None else losses
@@ -116,16 +115,23 @@ def score_model(model: nn.Module, splits, device: torch.device,
     for role in splits.roles():
         losses[role], right[role] = evaluate(model, splits.role(role), splits.kind, splits.preprocess, device)
         out[f"{role}_acc"], out[f"{role}_loss"] = mean_or_nan(right[role]), mean_or_nan(losses[role])
-    held_out = "unseen" if "unseen" in losses else "test"
-    non_members = losses[held_out]
     if splits.forgotten_classes:
         forgotten = in_classes(splits.test, splits.forgotten_classes)
         out["test_acc"] = mean_or_nan(right["test"][~forgotten])
         out["forgotten_test_acc"] = mean_or_nan(right["test"][forgotten])
-        non_members = non_members[in_classes(splits.role(held_out), splits.forgotten_classes)]
-    attack = mia_scores(losses["forget"], non_members)
-    out.update(mia=attack.mia, mia_logloss=attack.mia_logloss, mia_auc=attack.mia_auc,
-               mia_members=attack.n_members, mia_nonmembers=attack.n_nonmembers)
-    out["fs"] = forgetting_score(attack.mia)
-    out["nomus"] = nomus(out["test_acc"], out["fs"])
     return out
+
+
+def held_out_role(splits) -> str:
+    """The population MIA's non-member role: the task's unseen role where it has one, else test."""
+    return "unseen" if splits.unseen is not None else "test"
+
+
+def population_members(losses: dict[str, np.ndarray], splits) -> tuple[np.ndarray, np.ndarray]:
+    """Member (forget) and non-member losses of the population MIA, from per-sample losses per role: the held-out
+    role's, restricted under class-wise forgetting to its images of the forgotten classes."""
+    held_out = held_out_role(splits)
+    non_members = losses[held_out]
+    if splits.forgotten_classes:
+        non_members = non_members[in_classes(splits.role(held_out), splits.forgotten_classes)]
+    return losses["forget"], non_members
