@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 import mubench.boards.figures
 import mubench.boards.report
-from mubench.boards.figures import TSNE_SAMPLES
+from mubench.run.cell_figures import TSNE_SAMPLES
 from mubench.data.tasks import SMOKE_CAPS
 
 LABELS = ("original", "retrain", "finetune")

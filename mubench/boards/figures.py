@@ -1,123 +1,27 @@
-"""Figures of a grid, drawn with matplotlib's Agg canvas (no pyplot, no display) under `<out>/plots/` and logged
-to MLflow: per cell, forget vs test per-sample losses of Original, Retrain and the method (the DLFD paper's
-Figure 5), and the model's penultimate features on a fixed subsample of retain, forget and test. From those
-features `mubench report` draws, per task × backbone × seed, a t-SNE of every model on the board (the paper's
-Figures 2 and 4): one t-SNE per model was most of a run's figure time, spent on a figure only the report shows.
-
-A figure that cannot be drawn never fails its cell: the scores are the benchmark, a figure is a view of them.
-The error is logged as a warning and tagged `mubench.plot_error` on the run that lacks the figure.
+"""The figures' drawing, with matplotlib's Agg canvas (no pyplot, no display): a cell's forget vs test per-sample
+losses of Original, Retrain and the method (the DLFD paper's Figure 5), which a run draws while its cells run
+(mubench.run.cell_figures), and the t-SNE of every model on a board and the per-example attack scores, which
+`mubench report` draws from what the runs left (one t-SNE per model was most of a run's figure time, spent on a
+figure only the report shows).
 """
 from __future__ import annotations
 
-import logging
 import math
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
-from torch import nn
 
-from mubench.scores import metrics
-from mubench.data.splits import BatchLoader, Split, Splits
-from mubench.core.store import TAG, features_npz, losses_png, seed_folder
+from mubench.core.store import REFERENCES
 
-log = logging.getLogger(__name__)
 
-REFERENCES = {"original": "Original", "retrain": "Retrain"}  # label -> panel title
-TSNE_SAMPLES = {"retain": 100, "forget": 100, "test": 100}  # points per role, the same subsample for every model
+REFERENCE_TITLES = {label: label.capitalize() for label in REFERENCES}  # label -> panel title
 ROLE_COLOURS = {"retain": "tab:blue", "forget": "tab:red", "test": "tab:green"}
-SUBSAMPLE_SEED = 0
 TSNE_ITERATIONS = 400  # sklearn's minimum is 250 (early exaggeration); its default 1000 costs 2.5x for 300 points
 PANELS_PER_ROW = 4
 
 
-
-
-class SeedPlots:
-    """The figures of one task × backbone × seed: Original's and Retrain's losses once, then one call per cell
-    (`cell`) and one when the seed's cells are done (`finish`)."""
-
-    def __init__(self, out: Path, splits: Splits, backbone: str, preset: str, seed: int, refs, device: torch.device):
-        self.folder = seed_folder(out, splits.task, backbone, preset, seed, splits.scenario)
-        self.splits, self.seed, self.refs, self.device = splits, seed, refs, device
-        self.subsample, self.roles = fixed_subsample(splits)
-        self.reference_losses: dict[str, dict[str, np.ndarray]] = {}
-        self.seconds = 0.0  # time spent here, for the cost of plotting
-
-    def cell(self, label: str, model: nn.Module, losses: dict[str, np.ndarray]) -> None:
-        """After scoring a cell: its losses figure and its subsample features, artifacts of the active cell run."""
-        if label in REFERENCES:
-            self.reference_losses.setdefault(label, {r: losses[r] for r in ("forget", "test")})
-        with self._guard(f"cell {label}"):
-            panels = {title: self._losses_of(ref) for ref, title in REFERENCES.items()}
-            panels[label] = losses
-            path = self.folder / losses_png(label)
-            draw_losses(panels, path, f"{self.folder.parent.name} · seed {self.seed} · {label}")
-            mlflow.log_artifact(str(path), "plots")
-        with self._guard(f"features of {label}"):
-            path = self.folder / features_npz(label)
-            np.savez(path, features=penultimate(model, self.subsample, self.splits, self.device), roles=self.roles)
-            mlflow.log_artifact(str(path), "plots")
-
-    def finish(self) -> None:
-        """After the seed's last cell. Nothing is left to draw (the t-SNE is the report's); says what plotting
-        cost."""
-        log.debug("plots for %s: %.2f s", self.folder, self.seconds)
-
-    def _losses_of(self, reference: str) -> dict[str, np.ndarray]:
-        if reference not in self.reference_losses:
-            model = self.refs.original if reference == "original" else self.refs.retrained
-            self.reference_losses[reference] = {
-                role: metrics.losses_and_accuracy(model, self.splits.role(role), self.splits.kind,
-                                                  self.splits.preprocess, self.device)[0]
-                for role in ("forget", "test")}
-        return self.reference_losses[reference]
-
-    @contextmanager
-    def _guard(self, what: str):
-        """Time a plotting step; turn its failure into a warning and a run tag instead of a failed cell."""
-        started = time.perf_counter()
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            yield
-        except Exception as exc:
-            message = f"plot for {what} in {self.folder} skipped: {type(exc).__name__}: {exc}"
-            log.warning(message)
-            try:
-                mlflow.set_tag(f"{TAG}plot_error", message[:5000])
-            except Exception:  # a store that cannot take a tag fails the cell elsewhere, not here
-                pass
-        finally:
-            self.seconds += time.perf_counter() - started
-
-
-def fixed_subsample(splits: Splits) -> tuple[Split, np.ndarray]:
-    """The same seeded retain/forget/test subsample for every model of a split, and each point's role."""
-    generator = torch.Generator().manual_seed(SUBSAMPLE_SEED)
-    parts, roles = [], []
-    for role, count in TSNE_SAMPLES.items():
-        split = splits.role(role)
-        keep = torch.randperm(len(split), generator=generator)[:count].sort().values
-        parts.append(split.subset(keep))
-        roles += [role] * len(keep)
-    joined = Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]),
-                   tuple(i for p in parts for i in p.ids))
-    return joined, np.array(roles)
-
-
-@torch.no_grad()
-def penultimate(model: nn.Module, subset: Split, splits: Splits, device: torch.device) -> np.ndarray:
-    if not callable(getattr(model, "features", None)):
-        raise TypeError(f"{type(model).__name__} has no features(x) method, so its penultimate features are unknown")
-    model.eval()
-    batches = [model.features(x).flatten(1).float().cpu() for x, _ in BatchLoader(subset, splits.preprocess, 256,
-                                                                                   device=device)]
-    return torch.cat(batches).numpy()
 
 
 def draw_losses(panels: dict[str, dict[str, np.ndarray]], path: Path, title: str) -> None:

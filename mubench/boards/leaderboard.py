@@ -11,9 +11,8 @@ from tabulate import tabulate
 
 from mubench.attacks.base import ATTACKS, EVERY_CELL
 from mubench.core.tracking import cell_runs
-from mubench.core.store import TAG, BoardKey, board_name, selected
+from mubench.core.store import REFERENCES, TAG, BoardKey, board_name, selected
 
-REFERENCES = ("original", "retrain")
 KEY = BoardKey._fields  # the columns of a cell that name its board
 
 

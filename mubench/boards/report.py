@@ -1,5 +1,5 @@
 """`mubench report`: one markdown page per task × backbone: the leaderboard, the ablation table where a method was
-ablated, and the figures of mubench.boards.figures next to the page, linked relatively: each cell's losses figure copied from
+ablated, and the figures of mubench.run.cell_figures next to the page, linked relatively: each cell's losses figure copied from
 the MLflow store, and per seed a t-SNE drawn here from the penultimate features the board's cells left in it."""
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from mlflow.tracking import MlflowClient
 
 from mubench.attacks.base import installed
 from mubench.boards.scatter import board_png, draw_board
-from mubench.core.store import (BoardKey, ATTACK_PNG, ATTACK_SCORES, TSNE_PNG, board_name, features_npz, file_stem,
-                                losses_png, plots_stem)
+from mubench.core.store import (ATTACK_PNG, ATTACK_SCORES, REFERENCES, TSNE_PNG, BoardKey, board_name, features_npz,
+                                file_stem, losses_png, plots_stem)
 from mubench.boards.leaderboard import KEY, latest_cells, render_board
-from mubench.boards.figures import REFERENCES, draw_attack_scores, draw_tsne
+from mubench.boards.figures import REFERENCE_TITLES, draw_attack_scores, draw_tsne
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
@@ -87,14 +87,14 @@ def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, 
     """Draw the t-SNE of every cell that saved its features (references first) into `path`; return their labels."""
     features = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCE_TITLES, c.label)):
             name = features_npz(cell.label)
             if _fetch(client, uri, cell.run_id, f"plots/{name}", Path(tmp)):
                 with np.load(Path(tmp) / name) as saved:
                     features[cell.label] = saved["features"], saved["roles"]
     if features:
         path.parent.mkdir(parents=True, exist_ok=True)
-        draw_tsne({REFERENCES.get(label, label): panel for label, panel in features.items()}, path, title)
+        draw_tsne({REFERENCE_TITLES.get(label, label): panel for label, panel in features.items()}, path, title)
     return list(features)
 
 
@@ -104,12 +104,12 @@ def _draw_attack_scores(client: MlflowClient, uri: str, cells: pd.DataFrame, fol
     {attack: file name}."""
     panels: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCES, c.label)):
+        for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCE_TITLES, c.label)):
             if not _fetch(client, uri, cell.run_id, ATTACK_SCORES, Path(tmp) / cell.run_id):
                 continue
             with np.load(Path(tmp) / cell.run_id / ATTACK_SCORES) as saved:
                 for prefix in sorted(k[:-len("_members")] for k in saved.files if k.endswith("_members")):
-                    panels.setdefault(prefix, {})[REFERENCES.get(cell.label, cell.label)] = {
+                    panels.setdefault(prefix, {})[REFERENCE_TITLES.get(cell.label, cell.label)] = {
                         "members": saved[f"{prefix}_members"], "nonmembers": saved[f"{prefix}_nonmembers"]}
     drawn = {}
     for prefix, panel in panels.items():

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mubench.boards.leaderboard import REFERENCES, board_title, summarise
-from mubench.core.store import BOARD_PNG_SUFFIX, BoardKey, board_name, selected
+from mubench.boards.leaderboard import board_title, summarise
+from mubench.core.store import BOARD_PNG_SUFFIX, REFERENCES, BoardKey, board_name, selected
 
 REFERENCE_STYLE = {"original": ("tab:red", "X"), "retrain": ("tab:green", "*")}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 EXPERIMENT = "mubench"
+REFERENCES = ("original", "retrain")  # the rows every board carries, run as references (trained on all / on retain)
 TAG = "mubench."  # prefix of every tag the suite writes
 
 

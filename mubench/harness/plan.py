@@ -10,14 +10,13 @@ from typing import NamedTuple
 
 import torch
 
-from mubench.core.store import BoardKey
+from mubench.core.store import REFERENCES, BoardKey
 from mubench.data.splits import Splits
 from mubench.data.tasks import Recipe
 from mubench.unlearn.api import METHODS, Unlearner
 from mubench.core.config import build_config, parse_assignments, value_text
 from mubench.core.errors import MubenchError
 
-REFERENCES = ("original", "retrain")  # every board carries these rows, whatever --methods says
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class RunPlan:
     pretrained: Path | None = None
     quiet: bool = False
     force: bool = False  # rerun cells already FINISHED in the store
-    plots: bool = True  # loss histograms per cell and a t-SNE per seed (mubench.boards.figures); --no-plots turns them off
+    plots: bool = True  # loss histograms per cell and a t-SNE per seed (mubench.run.cell_figures); --no-plots turns them off
     command: str = ""
     executor: str = "local"  # where the cells run: mubench.run.executors.EXECUTORS
     ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one for the run

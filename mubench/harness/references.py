@@ -12,11 +12,11 @@ from mubench.data.splits import Splits
 from mubench.harness.keys import reference_fields
 from mubench.harness.plan import RunPlan, RunSummary
 from mubench.core.seeds import seed_everything
+from mubench.core.store import REFERENCES
 from mubench.core.progress import bar as progress_bar, reference_done
 from mubench.train.training import train_reference
 from mubench.data.tasks import Recipe
 
-REFERENCE_ROLES = ("original", "retrain")
 
 
 @dataclass
@@ -49,5 +49,5 @@ def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone
 def train_references(plan: RunPlan, splits: Splits, recipe: Recipe, backbone: str, seed: int,
                      summary: RunSummary) -> References:
     (original, original_record), (retrained, retrain_record) = (
-        train_reference_role(plan, splits, recipe, backbone, seed, role, summary) for role in REFERENCE_ROLES)
+        train_reference_role(plan, splits, recipe, backbone, seed, role, summary) for role in REFERENCES)
     return References(original, retrained, original_record, retrain_record)

@@ -28,9 +28,9 @@ from mubench.data.splits import Splits
 from mubench.core.errors import MubenchError
 from mubench.harness.keys import reference_fields
 from mubench.harness.plan import CellFailure, CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
-from mubench.harness.references import REFERENCE_ROLES, References, train_reference_role, train_references
+from mubench.harness.references import References, train_reference_role, train_references
 from mubench.core.tracking import open_store
-from mubench.core.store import EXPERIMENT, TAG
+from mubench.core.store import EXPERIMENT, REFERENCES, TAG
 from mubench.data.tasks import Recipe
 
 EXECUTORS = ("local", "ray")
@@ -125,7 +125,7 @@ def seed_plots_for(setup: SeedSetup, refs: References):
     plan = setup.plan
     if not plan.plots:
         return None
-    from mubench.boards.figures import SeedPlots  # matplotlib loads only when plots are drawn
+    from mubench.run.cell_figures import SeedPlots  # matplotlib loads only when plots are drawn
     return SeedPlots(plan.out, setup.splits, setup.backbone, plan.preset, setup.seed, refs, plan.device)
 
 
@@ -208,7 +208,7 @@ class WorkQueue:
     preparation (reference roles, then shadow indices) first, then its cells, once every part has ended."""
 
     def __init__(self, groups: dict[tuple, list[CellJob]], shadows: int):
-        self.parts = {group: [*REFERENCE_ROLES, *range(shadows)] for group in groups}
+        self.parts = {group: [*REFERENCES, *range(shadows)] for group in groups}
         self.cells = {group: list(jobs) for group, jobs in groups.items()}
         self.preparing = dict.fromkeys(groups, 0)  # parts handed out that have not ended yet
 

@@ -41,10 +41,10 @@ def one_run(out: Path, options: list[str]) -> None:
     spent: list[float] = []
     if "--no-plots" not in options:
         import mubench.boards.scatter
-        import mubench.boards.figures  # matplotlib loads here, a cost of the figures
+        import mubench.run.cell_figures  # matplotlib loads here, a cost of the figures
         spent.append(time.perf_counter() - started)
         for name in ("__init__", "cell", "finish"):
-            timed(mubench.boards.figures.SeedPlots, name, spent)
+            timed(mubench.run.cell_figures.SeedPlots, name, spent)
         timed(mubench.boards.scatter, "draw_run_boards", spent)
     from mubench.cli.main import main
     try:
