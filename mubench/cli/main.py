@@ -84,6 +84,27 @@ def _device(name: str):
     return torch.device(name)
 
 
+WHERE_OPTIONS = (  # the options `run` and `tune` read alike: where the store, data and cache are, and the models
+    click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                        "sqlite:///<out>/mlflow.db)."),
+    click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
+                 help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True,
+                 help="Classifier head; mlp is the DLFD authors' 512→256→128→C head."),
+    click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                 help="Local state dict to initialise the backbone trunk (nothing is downloaded)."),
+    click.option("--cache-dir", type=click.Path(path_type=Path),
+                 help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache)."),
+)
+
+
+def _where_options(command):
+    for option in reversed(WHERE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.option("--methods", help="Comma-separated method names (default: every registered method).")
 @click.option("--tasks", default="digits", show_default=True, help="Comma-separated task names.")
@@ -94,22 +115,12 @@ def _device(name: str):
                    "of one class), identity (every image of a seeded set of people); repeatable or comma-separated.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
               help="Folder for the MLflow store, model cache and leaderboards.")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db).")
-@click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
-              help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
 @click.option("--set", "assignments", multiple=True, metavar="METHOD.FIELD=VALUE",
               help="Override a method's Config field; repeatable.")
 @click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",
               help="Set a task's option (e.g. imagefolder.size=48); repeatable. Part of the split hash.")
 @click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True,
               help="smoke: a few hundred samples and one training epoch, to check a method quickly.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True,
-              help="Classifier head; mlp is the DLFD authors' 512→256→128→C head.")
-@click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Local state dict to initialise the backbone trunk (nothing is downloaded).")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
 @click.option("--ablate", is_flag=True, help="Also run each method's ablation variants (e.g. DLFD's components).")
 @click.option("--force", is_flag=True, help="Rerun cells already finished in the store (default: skip them).")
 @click.option("--quiet", is_flag=True, help="No progress (bars on a terminal; elsewhere a line per finished "
@@ -125,7 +136,8 @@ def _device(name: str):
               help="Torch threads per cell (0: all cores locally, 1 per Ray actor). CPU results depend on it: compare "
                    "runs made with the same value.")
 @click.option("--attack", default="none", show_default=True, metavar="NAMES",
-              help="Registered attacks beside the paper's MIA, comma-separated (`mubench ls attacks`; not in NoMUS). "
+              help="Registered attacks beside the two that score every cell (the paper's MIA and the scale-free "
+                   "ones), comma-separated (`mubench ls attacks`; not in NoMUS). "
                    "lira: LiRA, a per-example membership attack calibrated by shadow models (AUC, TPR at 1 % and 5 % "
                    "FPR), costing --shadows trainings per seed. ulira: U-LiRA beside LiRA, whose IN shadows are "
                    "unlearned with each cell's method (costs --shadows unlearning runs per cell more).")
@@ -135,6 +147,7 @@ def _device(name: str):
 @click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
               help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the "
                    "methods run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
+@_where_options
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows,
@@ -214,22 +227,13 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
               help="Seed of Optuna's TPE sampler.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mubench-out"), show_default=True,
               help="Folder for the MLflow store, the study (tune.db), the model cache and tuned-preset.json.")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
-                                    "sqlite:///<out>/mlflow.db).")
-@click.option("--data-root", type=click.Path(path_type=Path), envvar="MUBENCH_DATA",
-              help="Root of the task's data (or $MUBENCH_DATA); the digits task needs none.")
 @click.option("--task-set", "task_assignments", multiple=True, metavar="TASK.OPTION=VALUE",
               help="Set a task's option, as mubench run; repeatable.")
 @click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
-@click.option("--pretrained", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Local state dict to initialise the backbone trunk (nothing is downloaded).")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where trained references are cached (default: $MUBENCH_CACHE/models or <out>/cache).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads (0: all cores). Part of a study's identity: CPU results depend on it.")
 @click.option("--quiet", is_flag=True, help="No progress (bars on a terminal, else a line per reference).")
+@_where_options
 @_user_errors
 def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, tracking_uri, data_root,
          task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet) -> None:
