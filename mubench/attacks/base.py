@@ -43,6 +43,20 @@ def register_attack(name: str):
     return ATTACKS.register(name)
 
 
+class AttackUnavailable(Exception):
+    """An attack that cannot be computed on this cell (e.g. too few held-out images); its message says why. The
+    cell is scored without the attack's metrics and records the reason (`mubench.unavailable.<attack>`)."""
+
+
+def scores_or_reason(attack: "Attack", cell: "AttackedCell", unavailable: dict[str, str]) -> dict[str, float]:
+    """The attack's scores of the cell, or none with the reason recorded in `unavailable` under its name."""
+    try:
+        return attack.score(cell)
+    except AttackUnavailable as exc:
+        unavailable[getattr(type(attack), "registered_name", type(attack).__name__)] = str(exc)
+        return {}
+
+
 @dataclass(frozen=True)
 class Column:
     metric: str  # the metric the attack logs on each cell
@@ -97,7 +111,8 @@ class Attack:
         self.seed = seed
 
     def score(self, cell: AttackedCell) -> dict[str, float]:
-        """The attack's metrics of the cell's model: at least every declared column's metric."""
+        """The attack's metrics of the cell's model: at least every declared column's metric. Raises
+        AttackUnavailable, with the reason, when the cell's sizes leave the attack undefined."""
         raise NotImplementedError
 
     @classmethod

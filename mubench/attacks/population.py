@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mubench.attacks.base import Attack, AttackedCell, Column, register_attack
+from mubench.attacks.base import Attack, AttackedCell, AttackUnavailable, Column, register_attack
 from mubench.scores import metrics
 
 ROLE_LOSSES = "role_losses"  # memo: per-sample losses of every role, which the cell computed while scoring accuracy
@@ -25,9 +25,22 @@ def role_losses(cell: AttackedCell, splits, device) -> dict[str, np.ndarray]:
 
 
 def population_attack(cell: AttackedCell, splits, device) -> metrics.MiaResult:
-    """Both attacks' result, computed once per cell."""
+    """Both attacks' result, computed once per cell; AttackUnavailable when the sizes leave them undefined."""
+    reason = population_unavailable(splits)
+    if reason:
+        raise AttackUnavailable(reason)
     return cell.memo("population_attack", lambda: metrics.mia_scores(
         *metrics.population_members(role_losses(cell, splits, device), splits)))
+
+
+def population_unavailable(splits) -> str | None:
+    """Why the population attacks cannot be computed on these splits (too few members or non-members), or None;
+    known before any model is trained, since the sizes are the splits'."""
+    held_out = splits.role(metrics.held_out_role(splits))
+    non_members = len(held_out)
+    if splits.forgotten_classes:
+        non_members = int(metrics.in_classes(held_out, splits.forgotten_classes).sum())
+    return metrics.mia_unavailable(len(splits.forget), non_members)
 
 
 @register_attack("mia")

@@ -50,6 +50,10 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
     runs["threads"] = _tag(runs, "threads").fillna(runs.get("params.threads", pd.Series(index=runs.index)))
     runs["variant"] = _tag(runs, "variant", "")
     runs["base"] = _tag(runs, "base").fillna(runs["label"])
+    prefix = f"tags.{TAG}unavailable."
+    flagged = [c for c in runs.columns if c.startswith(prefix)]
+    runs["unavailable"] = [{c[len(prefix):]: row[c] for c in flagged if isinstance(row[c], str)}
+                           for _, row in runs.iterrows()]
     runs = runs.sort_values("start_time")
     place = [*KEY[:-1], "label"]
     latest_config = runs.groupby(place)["config_hash"].transform("last")
@@ -84,6 +88,8 @@ def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = ()) -> pd.Da
     NoMUS."""
     done = cells[cells["status"] == "FINISHED"].copy()
     done["seed"] = done["seed"].astype(int)
+    if "nomus" not in done:  # no cell of the board had the paper's FS to compute it from
+        done["nomus"] = math.nan
     retrain = done[done["label"] == "retrain"].set_index("seed")
     rows = []
     for label, group in done.groupby("label"):
@@ -149,9 +155,9 @@ TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first 
             "their position. With fewer than two common seeds nothing is separated or tied, and no 1= is marked.")
 
 
-def _fmt(value: float, half: float = math.nan, digits: int = 3) -> str:
+def _fmt(value: float, half: float = math.nan, digits: int = 3, missing: str = "—") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
+        return missing
     text = f"{value:.{digits}f}"
     return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
 
@@ -208,12 +214,15 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
+    unavailable = unavailable_attacks(cells)
     for rank, row in zip(ranks, main.itertuples()):
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
-        body.append([rank, name, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.forget_acc),
-                     *([_fmt(row.forgotten_test_acc)] if class_wise else []), _fmt(row.mia), _fmt(row.fs, row.fs_ci),
-                     _fmt(row.nomus, row.nomus_ci), _fmt(row.delta_nomus, row.delta_nomus_ci), _fmt(row.gap, row.gap_ci),
-                     _fmt(row.mia_logloss), _fmt(row.mia_auc),
+        na = "n/a" if any(label == row.label for label, _ in unavailable.get("mia", {})) else "—"
+        body.append([rank if not math.isnan(row.nomus) else na, name, _fmt(row.test_acc, row.test_acc_ci),
+                     _fmt(row.forget_acc), *([_fmt(row.forgotten_test_acc)] if class_wise else []),
+                     _fmt(row.mia, missing=na), _fmt(row.fs, row.fs_ci, missing=na),
+                     _fmt(row.nomus, row.nomus_ci, missing=na), _fmt(row.delta_nomus, row.delta_nomus_ci, missing=na),
+                     _fmt(row.gap, row.gap_ci), _fmt(row.mia_logloss, missing=na), _fmt(row.mia_auc, missing=na),
                      *(_fmt(getattr(row, c.metric), getattr(row, f"{c.metric}_ci"), digits=c.digits)
                        for c in columns),
                      _fmt(row.unlearn_seconds, digits=1),
@@ -242,11 +251,33 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                        f"shown. " for name in missing) + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
+    if unavailable:
+        lines += ["", "Not available (the cells are scored without these attacks' columns):", ""]
+        lines += [f"- {name}: {', '.join(f'{label} (seed {seed})' for label, seed in sorted(where))}: {reason}."
+                  for name, reasons in unavailable.items() for reason, where in _by_reason(reasons).items()]
     failed = cells[cells["status"] == "FAILED"]
     if len(failed):
         lines += ["", "Failed or refused cells:", ""]
         lines += [f"- {r.label} (seed {r.seed}): {r.error}" for r in failed.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def unavailable_attacks(cells: pd.DataFrame) -> dict[str, dict[tuple[str, int], str]]:
+    """{attack: {(label, seed): why}} for the finished cells some attack could not score."""
+    found: dict[str, dict[tuple[str, int], str]] = {}
+    if "unavailable" not in cells:
+        return found
+    for row in cells[cells["status"] == "FINISHED"].itertuples():
+        for name, reason in (row.unavailable or {}).items():
+            found.setdefault(name, {})[(row.label, int(row.seed))] = reason
+    return found
+
+
+def _by_reason(reasons: dict[tuple[str, int], str]) -> dict[str, list[tuple[str, int]]]:
+    grouped: dict[str, list[tuple[str, int]]] = {}
+    for where, reason in reasons.items():
+        grouped.setdefault(reason, []).append(where)
+    return grouped
 
 
 def scenario_words(scenario: str) -> str:

@@ -48,6 +48,6 @@ def cell_done(label: str, splits, backbone: str, seed: int, scores: dict | None 
     if error is not None:
         outcome = f"FAILED: {error.strip().splitlines()[0] if error.strip() else 'no reason given'}"
     else:
-        outcome = (f"test acc {scores['test_acc']:.4f}, FS {scores['fs']:.4f}, NoMUS {scores['nomus']:.4f}, "
-                   f"{scores['unlearn_seconds']:.1f} s")
+        fs, nomus = (f"{scores[k]:.4f}" if k in scores else "n/a" for k in ("fs", "nomus"))
+        outcome = f"test acc {scores['test_acc']:.4f}, FS {fs}, NoMUS {nomus}, {scores['unlearn_seconds']:.1f} s"
     line(f"cell {label} {where(splits.task, splits.scenario, backbone, seed)}: {outcome}", quiet)

@@ -9,7 +9,7 @@ import traceback
 import mlflow
 import torch
 
-from mubench.attacks.base import ATTACKS, EVERY_CELL, AttackedCell, SeedContext
+from mubench.attacks.base import ATTACKS, EVERY_CELL, AttackedCell, SeedContext, scores_or_reason
 from mubench.attacks.population import ROLE_LOSSES
 from mubench.scores import metrics
 from mubench.unlearn.api import METHODS
@@ -39,8 +39,9 @@ def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots
                         retrained=lambda: (copy.deepcopy(refs.retrained), refs.retrain_record["train_seconds"]),
                         quiet=plan.quiet)
     result, seconds = done.model, done.seconds
-    losses = {}
-    scores = cell_scores(setup, result, spec, config, refs.retrain_record["train_seconds"], losses)
+    losses, unavailable = {}, {}
+    scores = cell_scores(setup, result, spec, config, refs.retrain_record["train_seconds"], losses, unavailable)
+    record_unavailable(unavailable)
     bad = [k for k, v in scores.items() if not math.isfinite(v)]
     if bad:
         raise MubenchError(f"method {spec.name!r} produced non-finite {', '.join(bad)}.")
@@ -56,19 +57,28 @@ def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots
 
 
 def cell_scores(setup: SeedSetup, model, spec: MethodSpec, config, retrain_seconds: float,
-                losses: dict | None = None) -> dict[str, float]:
+                losses: dict | None = None, unavailable: dict | None = None) -> dict[str, float]:
     """Accuracy and mean loss per role, the attacks that score every cell (the paper's MIA and the scale-free ones,
     reading the losses computed for accuracy), and NoMUS from the paper's FS. `losses` is filled as in
-    metrics.score_model."""
+    metrics.score_model; `unavailable` with the reason of each attack the cell's sizes leave undefined (then
+    without its metrics, and without NoMUS when the paper's FS is among them)."""
     losses = {} if losses is None else losses
+    unavailable = {} if unavailable is None else unavailable
     scores = metrics.score_model(model, setup.splits, setup.plan.device, losses)
     scored = AttackedCell(model, spec, config)
     scored.memo(ROLE_LOSSES, lambda: losses)
     context = SeedContext(*setup, None, retrain_seconds)
     for name in EVERY_CELL:
-        scores.update(ATTACKS.get(name)(context).score(scored))
-    scores["nomus"] = metrics.nomus(scores["test_acc"], scores["fs"])
+        scores.update(scores_or_reason(ATTACKS.get(name)(context), scored, unavailable))
+    if "fs" in scores:
+        scores["nomus"] = metrics.nomus(scores["test_acc"], scores["fs"])
     return scores
+
+
+def record_unavailable(unavailable: dict[str, str]) -> None:
+    """Tag the active cell run with why each unavailable attack is: the board shows n/a and says why."""
+    if unavailable:
+        mlflow.set_tags({f"{TAG}unavailable.{name}": reason[:5000] for name, reason in unavailable.items()})
 
 
 def cell_tags(setup: SeedSetup, job: CellJob, original_key: str, threads: int) -> dict[str, str]:

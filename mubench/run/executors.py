@@ -21,9 +21,9 @@ from collections import Counter, OrderedDict
 
 import mlflow
 
-from mubench.attacks.base import ATTACKS, AttackedCell, SeedContext, shadow_need
+from mubench.attacks.base import ATTACKS, AttackedCell, SeedContext, scores_or_reason, shadow_need
 from mubench.train.cache import ModelCache
-from mubench.run.cell import cell_run_name, cell_tags, run_logged_cell
+from mubench.run.cell import cell_run_name, cell_tags, record_unavailable, run_logged_cell
 from mubench.data.splits import Splits
 from mubench.core.errors import MubenchError
 from mubench.harness.keys import reference_fields
@@ -99,8 +99,10 @@ def seed_attack(setup: SeedSetup, refs: References):
     def attack(model, spec, config) -> dict[str, float]:
         cell = AttackedCell(model, spec, config)
         scores: dict[str, float] = {}
+        unavailable: dict[str, str] = {}
         for each in attacks:
-            scores.update(each.score(cell))
+            scores.update(scores_or_reason(each, cell, unavailable))
+        record_unavailable(unavailable)
         if cell.examples:
             log_attack_examples(cell.examples)
         return scores

@@ -1,9 +1,12 @@
 """The grid: every method × task × backbone × seed cell not yet FINISHED in the store, handed to an executor."""
 from __future__ import annotations
 
+import logging
+
 import mlflow
 import torch
 
+from mubench.attacks.population import population_unavailable
 from mubench.run.executors import make_executor
 from mubench.harness.keys import pretrained_digest
 from mubench.run.cell_keys import cell_key
@@ -11,9 +14,10 @@ from mubench.harness.plan import CellJob, RunPlan, RunSummary, SeedKey, SeedSetu
 from mubench.data.tasks import load_task
 from mubench.data.scenarios import check_scenario, parse_scenario
 from mubench.data.tasks import TASKS
-from mubench.core.store import BoardKey
+from mubench.core.store import TAG, BoardKey
 from mubench.core.tracking import finished_cell_keys, mark_dead_runs_killed, open_store, process_tags, provenance_tags
-from mubench.core.store import TAG
+
+log = logging.getLogger(__name__)
 
 
 def cell_threads(plan: RunPlan) -> int:
@@ -32,6 +36,11 @@ def run(plan: RunPlan) -> RunSummary:
     tasks = {TaskKey(name, scenario): load_task(name, plan.preset, plan.data_root, scenario,
                                                 plan.task_options.get(name))[1:]
              for name in plan.tasks for scenario in plan.scenarios}
+    for (name, scenario), (splits, _) in tasks.items():
+        reason = population_unavailable(splits)
+        if reason:
+            log.warning("%s [%s]: %s; every cell of it is scored without the paper's MIA and the scale-free attacks "
+                        "(FS and NoMUS n/a on its board).", name, scenario, reason.replace("this cell has", "it has"))
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
     done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)

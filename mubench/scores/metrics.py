@@ -74,11 +74,26 @@ def balance(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: int =
     return member_losses, nonmember_losses
 
 
+MIA_SPLITS, MIA_HELD_OUT = 10, 0.1  # the notebooks' StratifiedShuffleSplit: 10 splits, 10 % held out of each
+MIA_MIN_PER_SIDE = 6  # the fewest members (and non-members) after balancing for which that split is defined
+
+
+def mia_unavailable(n_members: int, n_nonmembers: int) -> str | None:
+    """Why the paper's MIA (and the scale-free attacks on the same sets) cannot be computed on this many members and
+    non-members, or None when it can: balanced to the smaller side, each split must hold out at least one of each
+    and keep at least one of each to fit on (10 % of 2 × 5 rounds up to one image)."""
+    if min(n_members, n_nonmembers) >= MIA_MIN_PER_SIDE:
+        return None
+    return (f"the population MIA needs at least {MIA_MIN_PER_SIDE} members and {MIA_MIN_PER_SIDE} non-members (its "
+            f"{MIA_SPLITS} stratified splits each hold out {MIA_HELD_OUT:.0%} of the balanced set, at least one of "
+            f"each); this cell has {n_members} forget and {n_nonmembers} held-out images")
+
+
 def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaResult:
     members, nonmembers = balance(np.asarray(member_losses, float), np.asarray(nonmember_losses, float))
     losses = np.concatenate([members, nonmembers])
     labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
-    splitter = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0)
+    splitter = StratifiedShuffleSplit(n_splits=MIA_SPLITS, test_size=MIA_HELD_OUT, random_state=0)
     raw = cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
     log_feature = np.log(losses + 1e-12).reshape(-1, 1)
     scaled = make_pipeline(StandardScaler(), LogisticRegression())
