@@ -93,7 +93,8 @@ def test_a_derived_split_names_the_split_it_was_cut_from():
 @pytest.mark.parametrize("args, fragment", [
     (("--scenario", "identity"), "'digits' has none"),
     (("--scenario", "class:10"), "has classes 0–9"),
-    (("--scenario", "class:x"), "is not a scenario"),
+    (("--scenario", "class:x"), "task 'digits' has no class 'x'; it names no classes, so give the class's index"),
+    (("--scenario", "class:"), "is not a scenario"),
     (("--scenario", "random,random"), "twice"),
 ])
 def test_a_scenario_the_task_cannot_have_is_one_sentence_before_any_work(tmp_path, cli, args, fragment):
@@ -192,3 +193,43 @@ def test_a_parsed_scenario_is_immutable_and_hashable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         scenario.label = 4
     assert hash(scenario) == hash(parse_scenario("class:3"))
+
+
+# Class names ---------------------------------------------------------------------------------------------------
+
+def test_a_class_is_named_by_its_index_or_its_label_name():
+    from mubench.data.scenarios import Scenario, resolve_class
+    emotions = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert parse_scenario("class:happy") == Scenario("class", name="happy")
+    assert resolve_class(parse_scenario("class:happy"), "fer2013", emotions) == parse_scenario("class:3")
+    assert resolve_class(parse_scenario("class:Happy"), "fer2013", emotions).text == "class:3"  # case, when unique
+    assert resolve_class(parse_scenario("class:3"), "fer2013", emotions).text == "class:3"
+    with pytest.raises(MubenchError, match="has no class 'hapy'; its classes are angry, disgust, fear, happy, sad, "
+                                           "surprise, neutral \\(or their indices 0–6\\)"):
+        resolve_class(parse_scenario("class:hapy"), "fer2013", emotions)
+    with pytest.raises(MubenchError, match="'digits' has no class 'three'; it names no classes"):
+        resolve_class(parse_scenario("class:three"), "digits", ())
+
+
+def test_a_named_class_is_checked_before_any_work_where_the_task_declares_its_names():
+    from mubench.data.scenarios import check_scenario
+    from mubench.data.tasks import TASKS
+    fer = TASKS.get("fer2013")
+    check_scenario(parse_scenario("class:surprise"), "fer2013", fer.kind, fer.num_outputs, False, fer.label_names)
+    with pytest.raises(MubenchError, match="no class 'joy'"):
+        check_scenario(parse_scenario("class:joy"), "fer2013", fer.kind, fer.num_outputs, False, fer.label_names)
+    check_scenario(parse_scenario("class:joy"), "imagefolder", TaskKind.MULTICLASS, 0, False, None)  # checked at load
+
+
+def test_an_image_folders_class_folder_names_the_same_scenario_as_its_index(tmp_path, monkeypatch):
+    import fixtures_faces as ff
+    from mubench.data.tasks import load_task
+    monkeypatch.setenv("MUBENCH_CACHE", str(tmp_path / "cache"))
+    root = ff.make_imagefolder(tmp_path / "folder", classes=3, per_class=12)
+    by_name = load_task("imagefolder", "default", root, "class:class_1")[1]
+    by_index = load_task("imagefolder", "default", root, "class:1")[1]
+    assert by_name.scenario == by_index.scenario == "class:1" and by_name.forgotten_classes == (1,)
+    assert by_name.split_hash == by_index.split_hash and by_name.forget.ids == by_index.forget.ids
+    assert set(by_name.forget.labels.tolist()) == {1} and 1 not in by_name.retain.labels.tolist()
+    with pytest.raises(MubenchError, match="its classes are class_0, class_1, class_2"):
+        load_task("imagefolder", "default", root, "class:class_9")

@@ -2,7 +2,9 @@
 
 - `random`: the task's own split (the papers' protocol: a fixed forget subset). The default.
 - `class:<label>`: forget every training image of one class; retain is the rest of the training set, so the Retrain
-  reference never sees the class (class-wise forgetting as UNSIR, Bad Teaching, SCRUB and SalUn report it).
+  reference never sees the class (class-wise forgetting as UNSIR, Bad Teaching, SCRUB and SalUn report it). The class
+  is its index or its name in the task's label names (`class:happy`, an image folder's class folder); a name is
+  resolved to its index, so both spellings are one scenario, one split hash and one board.
 - `identity`: forget every training image of a seeded set of people (or families), about as many images as the
   task's own forget set; only tasks whose data names identities have it (MUCAC by identity, MUFAC by family).
 
@@ -21,18 +23,21 @@ from mubench.core.errors import MubenchError
 from mubench.core.losses import TaskKind
 
 IDENTITY_SEED = 0  # the people forgotten are the same for every seed of a grid, so seeds stay paired
-KINDS = ("random", "class:<label>", "identity")
+KINDS = ("random", "class:<label or name>", "identity")
 
 
 @dataclass(frozen=True)
 class Scenario:
     kind: str  # "random" | "class" | "identity"
-    label: int | None = None  # the forgotten class of a class-wise scenario
+    label: int | None = None  # the forgotten class of a class-wise scenario, once known
+    name: str | None = None  # the class as named on the command line, until resolved to its index
 
     @property
     def text(self) -> str:
-        """As written on the command line and stored in the runs: `random`, `class:3`, `identity`."""
-        return f"class:{self.label}" if self.kind == "class" else self.kind
+        """As stored in the runs: `random`, `class:3`, `identity` (`class:happy` only before it is resolved)."""
+        if self.kind != "class":
+            return self.kind
+        return f"class:{self.label}" if self.label is not None else f"class:{self.name}"
 
     @property
     def slug(self) -> str:
@@ -47,16 +52,38 @@ def parse_scenario(text: str) -> Scenario:
     kind, _, label = text.partition(":")
     if kind == "class" and label.strip().lstrip("-").isdigit():
         return Scenario("class", int(label))
+    if kind == "class" and label.strip():
+        return Scenario("class", name=label.strip())
     raise MubenchError(f"--scenario {text!r} is not a scenario; valid scenarios: {', '.join(KINDS)} "
                        f"(e.g. class:3).")
 
 
-def check_scenario(scenario: Scenario, task: str, kind: TaskKind, num_outputs: int, has_identities: bool) -> None:
-    """One clear sentence, before any work, for a scenario the task cannot have."""
+def resolve_class(scenario: Scenario, task: str, names: tuple[str, ...]) -> Scenario:
+    """A class-wise scenario naming its class by one of the task's label names, as its index (exact name first,
+    then the one name that matches ignoring case); other scenarios unchanged."""
+    if scenario.kind != "class" or scenario.label is not None:
+        return scenario
+    if scenario.name in names:
+        return Scenario("class", names.index(scenario.name))
+    folded = [i for i, name in enumerate(names) if name.casefold() == scenario.name.casefold()]
+    if len(folded) == 1:
+        return Scenario("class", folded[0])
+    valid = f"its classes are {', '.join(names)} (or their indices 0–{len(names) - 1})" if names \
+        else "it names no classes, so give the class's index"
+    raise MubenchError(f"--scenario {scenario.text}: task {task!r} has no class {scenario.name!r}; {valid}.")
+
+
+def check_scenario(scenario: Scenario, task: str, kind: TaskKind, num_outputs: int, has_identities: bool,
+                   names: tuple[str, ...] | None = ()) -> None:
+    """One clear sentence, before any work, for a scenario the task cannot have. `names`: the task's label names,
+    None while they are known only once its data is read (a class named then is checked then)."""
     if scenario.kind == "class":
         if kind != TaskKind.MULTICLASS:
             raise MubenchError(f"--scenario {scenario.text} needs a single-label task; {task!r} is multi-label "
                                f"(use random or identity).")
+        if names is None and scenario.label is None:
+            return
+        scenario = resolve_class(scenario, task, names or ())
         if not 0 <= scenario.label < num_outputs:
             raise MubenchError(f"--scenario {scenario.text}: task {task!r} has classes 0–{num_outputs - 1}; "
                                f"choose one of them.")
@@ -65,10 +92,12 @@ def check_scenario(scenario: Scenario, task: str, kind: TaskKind, num_outputs: i
                            f"none (use random or class:<label>).")
 
 
-def apply_scenario(splits: Splits, scenario: Scenario) -> Splits:
-    """The splits of `scenario`: the training set (retain ∪ forget) divided anew; val, test, unseen unchanged."""
+def apply_scenario(splits: Splits, scenario: Scenario, names: tuple[str, ...] = ()) -> Splits:
+    """The splits of `scenario`: the training set (retain ∪ forget) divided anew; val, test, unseen unchanged.
+    `names`: the task's label names, which a class-wise scenario may name its class by."""
     if scenario.kind == "random":
         return splits
+    scenario = resolve_class(scenario, splits.task, names)
     check_scenario(scenario, splits.task, splits.kind, splits.num_outputs, bool(splits.identities))
     pool = splits.retain.concat(splits.forget)
     if scenario.kind == "class":

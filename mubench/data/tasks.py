@@ -56,6 +56,7 @@ class Task(ABC):
     recipe: ClassVar[Recipe]
     needs_data_root: ClassVar[bool] = True
     Options: ClassVar[type | None] = None  # a frozen dataclass of the task's options (--task-set task.field=value)
+    label_names: ClassVar[tuple[str, ...]] = ()  # class names in label order (`class:<name>`); empty: indices only
     has_identities: ClassVar[bool] = False  # its data names the person (or family) of each image: --scenario identity
 
     def __init__(self, options=None):
@@ -121,7 +122,8 @@ def load_task(name: str, preset: str, data_root: Path | None, scenario: str = "r
         text = json.dumps(param_text(task.options), sort_keys=True)
         splits = replace(splits, split_hash=hashlib.sha256(f"{splits.split_hash}:{text}".encode()).hexdigest(),
                          notes={**splits.notes, "task_options": param_text(task.options)})
-    splits = apply_scenario(splits, parse_scenario(scenario))
+    names = tuple(task.label_names or splits.notes.get("classes", ()))
+    splits = apply_scenario(splits, parse_scenario(scenario), names)
     recipe = task.recipe
     if preset == "smoke":
         splits, recipe = splits.shrunk(SMOKE_CAPS), recipe.smoke()

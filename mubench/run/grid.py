@@ -31,7 +31,8 @@ def run(plan: RunPlan) -> RunSummary:
         task = TASKS.get(name)
         for scenario in map(parse_scenario, plan.scenarios):
             if task.num_outputs:  # tasks that count their classes only when loaded are checked then
-                check_scenario(scenario, name, task.kind, task.num_outputs, task.has_identities)
+                check_scenario(scenario, name, task.kind, task.num_outputs, task.has_identities,
+                               task.label_names)
     # Every data root is validated before a run is opened: bad data leaves nothing in the store.
     tasks = {TaskKey(name, scenario): load_task(name, plan.preset, plan.data_root, scenario,
                                                 plan.task_options.get(name))[1:]
@@ -61,9 +62,9 @@ def grid_jobs(plan: RunPlan, tasks: dict, done: set[str], summary: RunSummary) -
     jobs = []
     threads = cell_threads(plan)
     for (task_name, scenario), (splits, recipe) in tasks.items():
-        for backbone in plan.backbones:
+        for backbone in plan.backbones:  # the board of the scenario as resolved: class:happy is class:3's board
             summary.boards.append(BoardKey(task_name, backbone, plan.preset, plan.head,
-                                           (pretrained_digest(plan.pretrained) or "none")[:12], scenario))
+                                           (pretrained_digest(plan.pretrained) or "none")[:12], splits.scenario))
             for seed in plan.seeds:
                 setup = SeedSetup(plan, splits, recipe, backbone, seed)
                 for spec in plan.methods:
