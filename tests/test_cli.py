@@ -22,7 +22,7 @@ def test_a_run_of_one_method_boards_it_with_the_original_and_retrain_rows(smoke_
     rows = _rows(board)
     assert set(rows) == {"original (reference)", "retrain (reference)", "finetune"}
     for cells in rows.values():
-        test_acc, fs, nomus = float(cells[2]), float(cells[5]), float(cells[6].split()[0])
+        test_acc, fs, nomus = float(cells[2]), float(cells[5].split()[0]), float(cells[6].split()[0])
         assert all(math.isfinite(v) for v in (test_acc, fs, nomus))
         assert nomus == pytest.approx(0.5 * (test_acc + 1 - fs), abs=2e-3)
     assert re.search(r"mubench run --methods finetune --out \S+ --preset smoke --quiet", board)

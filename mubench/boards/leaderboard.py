@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from mubench.attacks.base import ATTACKS, EVERY_CELL
 from mubench.core.tracking import cell_runs
+from mubench.scores.metrics import NO_SIGNAL_DRAWS, no_signal_fs
 from mubench.core.store import REFERENCES, TAG, BoardKey, board_name, selected
 
 KEY = BoardKey._fields  # the columns of a cell that name its board
@@ -118,21 +119,51 @@ def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
     two common seeds decide nothing (no tie). The leader is tied when another row is."""
     if not per_seed:
         return []
-    lead = per_seed[0]
-    ties = []
-    for row in per_seed[1:]:
-        common = sorted(set(lead) & set(row))
-        differences = np.array([lead[s] - row[s] for s in common], float)
-        if len(differences) < 2:
-            ties.append(False)
-            continue
-        spread = differences.std(ddof=1)
-        if spread < 1e-12:
-            ties.append(bool(np.all(np.abs(differences) < 1e-12)))
-            continue
-        half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
-        ties.append(bool(abs(differences.mean()) <= half))
+    ties = [paired_separated(per_seed[0], row) is False for row in per_seed[1:]]
     return [any(ties)] + ties
+
+
+def paired_separated(a: dict[int, float], b: dict[int, float]) -> bool | None:
+    """Whether the 95 % Student-t interval of the per-seed differences a − b over their common seeds excludes 0;
+    None with fewer than two common seeds (nothing is decided)."""
+    common = sorted(set(a) & set(b))
+    differences = np.array([a[s] - b[s] for s in common], float)
+    if len(differences) < 2:
+        return None
+    spread = differences.std(ddof=1)
+    if spread < 1e-12:
+        return not bool(np.all(np.abs(differences) < 1e-12))
+    half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
+    return bool(abs(differences.mean()) > half)
+
+
+def resolution(cells: pd.DataFrame) -> tuple[list[str], float]:
+    """The board's resolution lines and its no-signal FS quantile (nan where the cells do not say their sizes):
+    how large an FS no signal reaches at the board's member and non-member counts, and whether the paired test
+    separates Original from Retrain on FS at all (where it does not, the board cannot rank forgetting)."""
+    done = cells[cells["status"] == "FINISHED"]
+    if not {"mia_members", "mia_nonmembers"} <= set(done.columns):
+        return [], math.nan
+    sizes = done[["mia_members", "mia_nonmembers"]].dropna()
+    if sizes.empty:
+        return [], math.nan
+    members, nonmembers = (int(sizes[column].mode().iloc[0]) for column in sizes.columns)
+    floor = no_signal_fs(members, nonmembers)
+    lines = [f"Resolution: with no signal, the paper's FS at this board's sizes ({members} members, {nonmembers} "
+             f"non-members) stays under {floor:.3f} in 95 % of {NO_SIGNAL_DRAWS} draws; an FS under it (marked °) "
+             f"cannot be told from no signal."]
+    fs = {label: {int(r.seed): float(r.fs) for r in done[done["label"] == label].itertuples()
+                  if "fs" in done and not math.isnan(r.fs)} for label in REFERENCES}
+    separated = paired_separated(fs["original"], fs["retrain"])
+    if separated is None:
+        lines.append("Original vs Retrain: fewer than two seeds with both, so the paired test cannot tell whether this "
+                     "board sees forgetting.")
+    elif separated:
+        lines.append("Original and Retrain are separated by the paired test on FS: the board can see forgetting.")
+    else:
+        lines.append("**Original and Retrain are not separated by the paired test on FS: this board cannot rank "
+                     "forgetting on this task**; its FS and NoMUS differences between rows are noise.")
+    return lines + [""], floor
 
 
 def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
@@ -215,12 +246,14 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     body = []
     ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     unavailable = unavailable_attacks(cells)
+    resolution_text, floor = resolution(cells)
     for rank, row in zip(ranks, main.itertuples()):
+        below = " °" if row.fs < floor else ""
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
         na = "n/a" if any(label == row.label for label, _ in unavailable.get("mia", {})) else "—"
         body.append([rank if not math.isnan(row.nomus) else na, name, _fmt(row.test_acc, row.test_acc_ci),
                      _fmt(row.forget_acc), *([_fmt(row.forgotten_test_acc)] if class_wise else []),
-                     _fmt(row.mia, missing=na), _fmt(row.fs, row.fs_ci, missing=na),
+                     _fmt(row.mia, missing=na), _fmt(row.fs, row.fs_ci, missing=na) + below,
                      _fmt(row.nomus, row.nomus_ci, missing=na), _fmt(row.delta_nomus, row.delta_nomus_ci, missing=na),
                      _fmt(row.gap, row.gap_ci), _fmt(row.mia_logloss, missing=na), _fmt(row.mia_auc, missing=na),
                      *(_fmt(getattr(row, c.metric), getattr(row, f"{c.metric}_ci"), digits=c.digits)
@@ -236,7 +269,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
-             *tuned_lines(main, cells),
+             *tuned_lines(main, cells), *resolution_text,
              table(body, headers), "",
              "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "

@@ -4,6 +4,7 @@ per-sample losses in eval mode; MIA = logistic regression on the loss, forget (m
 balanced by a seeded shuffle, 10-fold stratified shuffle split; FS = 2·|MIA − 0.5|; NoMUS = ½·(acc + 1 − FS)."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -94,12 +95,36 @@ def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaRe
     losses = np.concatenate([members, nonmembers])
     labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
     splitter = StratifiedShuffleSplit(n_splits=MIA_SPLITS, test_size=MIA_HELD_OUT, random_state=0)
-    raw = cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+    raw = paper_attack_accuracy(losses, labels, splitter)
     log_feature = np.log(losses + 1e-12).reshape(-1, 1)
     scaled = make_pipeline(StandardScaler(), LogisticRegression())
     logloss = cross_val_score(scaled, log_feature, labels, cv=splitter, scoring="accuracy")
     auc = roc_auc_score(labels, -losses)
     return MiaResult(float(raw.mean()), float(logloss.mean()), float(auc), len(members), len(nonmembers))
+
+
+def paper_attack_accuracy(losses: np.ndarray, labels: np.ndarray, splitter) -> np.ndarray:
+    """The MUFAC/DLFD notebooks' attack: a default LogisticRegression() on the raw loss, accuracy per split."""
+    return cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+
+
+NO_SIGNAL_DRAWS = 100
+
+
+@functools.lru_cache(maxsize=None)
+def no_signal_fs(n_members: int, n_nonmembers: int, draws: int = NO_SIGNAL_DRAWS, quantile: float = 0.95) -> float:
+    """The paper's FS that `quantile` of draws stay under when members and non-members come from one loss
+    distribution (no signal), at these sizes: an FS under it cannot be told from no signal. Estimated from `draws`
+    seeded draws of unit-exponential losses. With no signal the attack is at chance at any loss scale, but its spread
+    is not: at losses near 1e-4 its penalised fit predicts one class and FS reads 0, so this is the noise floor of a
+    model whose losses sit near 1."""
+    rng = np.random.default_rng(0)
+    n = min(n_members, n_nonmembers)
+    labels = np.r_[np.ones(n), np.zeros(n)]
+    splitter = StratifiedShuffleSplit(n_splits=MIA_SPLITS, test_size=MIA_HELD_OUT, random_state=0)
+    scores = [forgetting_score(float(paper_attack_accuracy(rng.exponential(size=2 * n), labels, splitter).mean()))
+              for _ in range(draws)]
+    return float(np.quantile(scores, quantile))
 
 
 def forgetting_score(mia: float) -> float:

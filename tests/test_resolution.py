@@ -1,0 +1,61 @@
+"""Each board states its resolution: the FS no signal reaches at its sizes, which FS values lie under it, and whether
+the paired test separates Original from Retrain at all."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mubench.boards.leaderboard import render_board, resolution
+from mubench.core.store import BoardKey
+from mubench.scores.metrics import forgetting_score, mia_scores, no_signal_fs
+from test_board_render import cells_of
+
+KEY = BoardKey("digits", "resnet18", "default")
+
+
+def test_the_no_signal_quantile_is_what_the_attack_reads_on_no_signal():
+    """An independent null: the whole attack (mia_scores, balancing included) on members and non-members drawn
+    from one distribution, other seeds, other sizes' balance: about 95 % of its FS values lie under the quantile."""
+    floor = no_signal_fs(60, 90)
+    rng = np.random.default_rng(123)
+    null = [forgetting_score(mia_scores(rng.exponential(2.0, 60), rng.exponential(2.0, 90)).mia) for _ in range(60)]
+    assert 0.85 <= np.mean(np.array(null) < floor) <= 1.0
+    assert no_signal_fs(60, 90) == floor  # seeded
+
+
+def test_the_floor_falls_with_size_and_a_real_signal_clears_it():
+    assert no_signal_fs(30, 30) > no_signal_fs(120, 120) > no_signal_fs(480, 480)
+    rng = np.random.default_rng(7)
+    members, nonmembers = rng.exponential(0.4, 200), rng.exponential(1.0, 200)  # members fit better: a signal
+    assert forgetting_score(mia_scores(members, nonmembers).mia) > no_signal_fs(200, 200)
+
+
+def board_of(original: tuple, retrain: tuple, size: int = 60) -> pd.DataFrame:
+    return pd.DataFrame(cells_of({"original": {"fs": original}, "retrain": {"fs": retrain},
+                                  "finetune": {"fs": tuple(0.5 for _ in original)}},
+                                 mia_members=size, mia_nonmembers=size))
+
+
+@pytest.mark.parametrize("original, retrain, says", [
+    ((0.50, 0.45, 0.55), (0.05, 0.02, 0.04), "Original and Retrain are separated by the paired test on FS: the board "
+                                             "can see forgetting."),
+    ((0.06, 0.02, 0.09), (0.05, 0.03, 0.07), "**Original and Retrain are not separated by the paired test on FS: this "
+                                             "board cannot rank forgetting on this task**"),
+    ((0.50,), (0.05,), "fewer than two seeds with both"),
+])
+def test_a_board_says_whether_it_can_see_forgetting(original, retrain, says):
+    cells = board_of(original, retrain)
+    lines, floor = resolution(cells)
+    assert floor == no_signal_fs(60, 60)
+    assert lines[0].startswith(f"Resolution: with no signal, the paper's FS at this board's sizes (60 members, 60 "
+                               f"non-members) stays under {floor:.3f}")
+    assert says in lines[1]
+    board = render_board(KEY, cells)
+    assert lines[0] in board and says in board
+
+
+def test_fs_under_the_floor_is_marked_and_boards_without_sizes_say_nothing():
+    board = render_board(KEY, board_of((0.50, 0.45, 0.55), (0.05, 0.02, 0.04)))
+    rows = {line.split("|")[2].strip(): line for line in board.splitlines() if line.startswith("| ")}
+    assert "°" in rows["retrain (reference)"] and "°" not in rows["original (reference)"]
+    bare = pd.DataFrame(cells_of({"original": {"fs": (0.5, 0.4)}, "retrain": {"fs": (0.1, 0.0)}}))
+    assert resolution(bare)[0] == [] and "Resolution:" not in render_board(KEY, bare)
