@@ -12,7 +12,7 @@ def _rows(board: str) -> dict[str, list[str]]:
     for line in board.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) > 5 and cells[0].rstrip("=").isdigit():
-            rows[cells[1]] = cells
+            rows[cells[1].removesuffix(" (collapsed)")] = cells  # smoke references (one epoch) sit at chance
     return rows
 
 

@@ -59,3 +59,40 @@ def test_fs_under_the_floor_is_marked_and_boards_without_sizes_say_nothing():
     assert "°" in rows["retrain (reference)"] and "°" not in rows["original (reference)"]
     bare = pd.DataFrame(cells_of({"original": {"fs": (0.5, 0.4)}, "retrain": {"fs": (0.1, 0.0)}}))
     assert resolution(bare)[0] == [] and "Resolution:" not in render_board(KEY, bare)
+
+
+# Rows the cheap games produce ------------------------------------------------------------------------------------
+
+def test_chance_is_what_a_constant_prediction_scores():
+    import torch
+    from mubench.core.losses import TaskKind
+    from mubench.scores.metrics import at_chance, chance_accuracy
+    assert chance_accuracy(torch.tensor([0, 1, 1, 2, 1, 0, 3, 1]), TaskKind.MULTICLASS) == 0.5
+    assert chance_accuracy(torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]),
+                           TaskKind.MULTILABEL) == (0.75 + 0.75) / 2
+    # one-sided 95 % binomial noise above chance 0.25 on 100 images: 0.25 + 1.645 * 0.0433 = 0.321
+    assert at_chance(0.135, 0.25, 100) and at_chance(0.32, 0.25, 100) and not at_chance(0.33, 0.25, 100)
+
+
+def test_a_collapsed_row_ranks_below_the_rows_that_kept_their_accuracy_and_never_shares_the_lead():
+    """The committed FER board's game: a model collapsed to chance has FS ≈ 0, so NoMUS ≈ ½(chance + 1) can top
+    rows that kept their accuracy."""
+    spec = {"original": {"test_acc": (0.60, 0.61, 0.59), "fs": (0.30, 0.32, 0.31), "nomus": (0.65, 0.645, 0.64)},
+            "retrain": {"test_acc": (0.58, 0.57, 0.59), "fs": (0.02, 0.03, 0.01), "nomus": (0.78, 0.77, 0.79)},
+            "kept": {"test_acc": (0.55, 0.56, 0.54), "fs": (0.05, 0.06, 0.04), "nomus": (0.75, 0.75, 0.75)},
+            "unsir": {"test_acc": (0.15, 0.12, 0.14), "fs": (0.0, 0.0, 0.01), "nomus": (0.8, 0.81, 0.79)}}
+    board = render_board(KEY, pd.DataFrame(cells_of(spec, chance_acc=0.25, test_count=200)))
+    ranks = {line.split("|")[2].strip(): line.split("|")[1].strip() for line in board.splitlines()
+             if line.startswith("| ") and not line.startswith("| #")}
+    assert ranks["unsir (collapsed)"] == "4" and ranks["retrain (reference)"] in ("1", "1=")
+    assert "ranks below every row that kept its accuracy" in board
+
+
+def test_a_row_whose_paper_fs_sits_under_the_scale_free_one_is_flagged():
+    spec = {"original": {"fs": (0.5, 0.5), "mia_logloss": (0.75, 0.75)},
+            "retrain": {"fs": (0.02, 0.03), "mia_logloss": (0.51, 0.52)},
+            "rescaled": {"fs": (0.0, 0.0), "mia_logloss": (0.75, 0.76)}}  # the logits × 8 game: same signal, FS 0
+    board = render_board(KEY, pd.DataFrame(cells_of(spec, mia_members=60, mia_nonmembers=60)))
+    rows = {line.split("|")[2].strip(): line for line in board.splitlines() if line.startswith("| ")}
+    assert "‡" in rows["rescaled"] and "‡" not in rows["original (reference)"] and "‡" not in rows["retrain (reference)"]
+    assert "the paper attack is blind here" in board

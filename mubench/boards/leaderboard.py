@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from mubench.attacks.base import ATTACKS, EVERY_CELL
 from mubench.core.tracking import cell_runs
-from mubench.scores.metrics import NO_SIGNAL_DRAWS, no_signal_fs
+from mubench.scores.metrics import NO_SIGNAL_DRAWS, at_chance, forgetting_score, no_signal_fs
 from mubench.core.store import REFERENCES, TAG, BoardKey, board_name, selected
 
 KEY = BoardKey._fields  # the columns of a cell that name its board
@@ -66,7 +66,7 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus", "forgotten_test_acc")
+           "time_ratio", "nomus", "forgotten_test_acc", "chance_acc", "test_count")
 
 
 def board_attacks(cells: pd.DataFrame) -> tuple[list, list[str]]:
@@ -180,6 +180,21 @@ CLASS_WISE_NOTE = ("Class-wise forgetting: the forget set is every training imag
                    "saw it); test acc is on the remaining classes, forgotten-class acc on the test images of the "
                    "forgotten class (Retrain's is about 0), and the MIA's non-members are the held-out images of the "
                    "forgotten class. ")
+COLLAPSED_NOTE = ("A row marked collapsed has test accuracy within noise of chance (at most one-sided 95 % binomial "
+                  "noise above what a constant prediction scores on the same test images): its NoMUS rewards FS, not "
+                  "kept utility, so it ranks below every row that kept its accuracy and never shares the lead. ")
+BLIND_NOTE = ("‡: the paper's attack reads an FS lower than the scale-free log-loss attack's 2·|MIA log-loss − 0.5| "
+              "on the same sets by more than the no-signal FS: the paper attack is blind here (its penalised fit on "
+              "the raw loss depends on the loss's scale), so this row's low FS is no evidence of forgetting. ")
+
+
+def paper_attack_blind(fs: float, mia_logloss: float, floor: float) -> bool:
+    """Whether the paper's FS sits below the scale-free attack's by more than noise (the board's no-signal FS)."""
+    if any(math.isnan(v) for v in (fs, mia_logloss, floor)):
+        return False
+    return forgetting_score(mia_logloss) - fs > floor
+
+
 TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
             "separates from it: per seed, the leader's NoMUS minus the row's (same split, same Original), 95 % "
             "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
@@ -244,12 +259,19 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
                *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
     body = []
-    ranks = rank_labels(list(main["per_seed"])) if len(main) else []
     unavailable = unavailable_attacks(cells)
     resolution_text, floor = resolution(cells)
+    collapsed = {row.label for row in main.itertuples() if at_chance(row.test_acc, row.chance_acc, row.test_count)}
+    blind = {row.label for row in main.itertuples() if paper_attack_blind(row.fs, row.mia_logloss, floor)}
+    if len(main):  # a row at chance ranks below every row that kept its accuracy and never shares the lead
+        main = pd.concat([main[~main["label"].isin(collapsed)], main[main["label"].isin(collapsed)]])
+    kept = main[~main["label"].isin(collapsed)] if len(main) else main
+    ranks = (rank_labels(list(kept["per_seed"])) if len(kept) else []) + [
+        str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
     for rank, row in zip(ranks, main.itertuples()):
-        below = " °" if row.fs < floor else ""
+        below = (" °" if row.fs < floor else "") + (" ‡" if row.label in blind else "")
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
+        name += " (collapsed)" if row.label in collapsed else ""
         na = "n/a" if any(label == row.label for label, _ in unavailable.get("mia", {})) else "—"
         body.append([rank if not math.isnan(row.nomus) else na, name, _fmt(row.test_acc, row.test_acc_ci),
                      _fmt(row.forget_acc), *([_fmt(row.forgotten_test_acc)] if class_wise else []),
@@ -279,7 +301,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
              "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
              "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
-             + (CLASS_WISE_NOTE if class_wise else "") + "".join(attack.note(cells) for attack in attacks)
+             + (CLASS_WISE_NOTE if class_wise else "") + (COLLAPSED_NOTE if collapsed else "")
+             + (BLIND_NOTE if blind else "") + "".join(attack.note(cells) for attack in attacks)
              + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
                        f"shown. " for name in missing) + TIE_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:

@@ -146,8 +146,9 @@ def score_model(model: nn.Module, splits, device: torch.device,
     NoMUS come after it).
 
     Class-wise forgetting (`splits.forgotten_classes`): utility is test accuracy on the remaining classes and
-    `forgotten_test_acc` test accuracy on those classes (Retrain's is about 0). `losses`, when given, is filled with
-    the per-sample losses of each role (the attacks and the plots reuse them).
+    `forgotten_test_acc` test accuracy on those classes (Retrain's is about 0). `chance_acc` is what a constant
+    prediction scores on the same test images and `test_count` their number (the board marks a row at chance).
+    `losses`, when given, is filled with the per-sample losses of each role (the attacks and the plots reuse them).
     """
     out: dict[str, float] = {}
     losses = {} if losses is None else losses
@@ -159,7 +160,30 @@ def score_model(model: nn.Module, splits, device: torch.device,
         forgotten = in_classes(splits.test, splits.forgotten_classes)
         out["test_acc"] = mean_or_nan(right["test"][~forgotten])
         out["forgotten_test_acc"] = mean_or_nan(right["test"][forgotten])
+    labels = splits.test.labels
+    if splits.forgotten_classes:
+        labels = labels[torch.from_numpy(~in_classes(splits.test, splits.forgotten_classes))]
+    out["chance_acc"], out["test_count"] = chance_accuracy(labels, splits.kind), float(len(labels))
     return out
+
+
+def chance_accuracy(labels: torch.Tensor, kind: TaskKind) -> float:
+    """The best accuracy a constant prediction reaches on these labels: the majority class's share (multi-label:
+    per attribute, the larger of its two shares, averaged)."""
+    if len(labels) == 0:
+        return math.nan
+    if kind == TaskKind.MULTICLASS:
+        return float(torch.bincount(labels).max()) / len(labels)
+    share = labels.float().mean(0)
+    return float(torch.maximum(share, 1 - share).mean())
+
+
+def at_chance(test_acc: float, chance_acc: float, test_count: float) -> bool:
+    """Whether a test accuracy is within noise of chance: no more than one-sided 95 % binomial noise above what a
+    constant prediction scores on the same number of test images."""
+    if any(math.isnan(v) for v in (test_acc, chance_acc, test_count)) or test_count < 1:
+        return False
+    return test_acc <= chance_acc + 1.645 * math.sqrt(chance_acc * (1 - chance_acc) / test_count)
 
 
 def held_out_role(splits) -> str:
