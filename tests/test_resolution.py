@@ -36,8 +36,10 @@ def board_of(original: tuple, retrain: tuple, size: int = 60) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("original, retrain, says", [
-    ((0.50, 0.45, 0.55), (0.05, 0.02, 0.04), "Original and Retrain are separated by the paired test on FS: the board "
-                                             "can see forgetting."),
+    ((0.50, 0.45, 0.55), (0.05, 0.02, 0.04), "Original and Retrain are separated by the paired test on FS, and the "
+                                             "Original's FS is above the no-signal FS: the board can see forgetting."),
+    ((0.10, 0.11, 0.12), (0.01, 0.02, 0.03), "separated by the paired test on FS, but the Original's mean FS (0.110) "
+                                             "is under the no-signal FS"),
     ((0.06, 0.02, 0.09), (0.05, 0.03, 0.07), "**Original and Retrain are not separated by the paired test on FS: this "
                                              "board cannot rank forgetting on this task**"),
     ((0.50,), (0.05,), "fewer than two seeds with both"),
