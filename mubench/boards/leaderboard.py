@@ -53,8 +53,8 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
     runs["base"] = _tag(runs, "base").fillna(runs["label"])
     prefix = f"tags.{TAG}unavailable."
     flagged = [c for c in runs.columns if c.startswith(prefix)]
-    runs["unavailable"] = [{c[len(prefix):]: row[c] for c in flagged if isinstance(row[c], str)}
-                           for _, row in runs.iterrows()]
+    runs["unavailable"] = [{name[len(prefix):]: why for name, why in row.items() if isinstance(why, str)}
+                           for row in runs[flagged].to_dict("records")] if flagged else [{}] * len(runs)
     runs = runs.sort_values("start_time")
     place = [*KEY[:-1], "label"]
     latest_config = runs.groupby(place)["config_hash"].transform("last")

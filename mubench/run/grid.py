@@ -41,7 +41,7 @@ def run(plan: RunPlan) -> RunSummary:
         reason = population_unavailable(splits)
         if reason:
             log.warning("%s [%s]: %s; every cell of it is scored without the paper's MIA and the scale-free attacks "
-                        "(FS and NoMUS n/a on its board).", name, scenario, reason.replace("this cell has", "it has"))
+                        "(FS and NoMUS n/a on its board).", name, scenario, reason)
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
     done = set() if plan.force else finished_cell_keys(plan.tracking_uri, experiment_id)

@@ -87,7 +87,7 @@ def mia_unavailable(n_members: int, n_nonmembers: int) -> str | None:
         return None
     return (f"the population MIA needs at least {MIA_MIN_PER_SIDE} members and {MIA_MIN_PER_SIDE} non-members (its "
             f"{MIA_SPLITS} stratified splits each hold out {MIA_HELD_OUT:.0%} of the balanced set, at least one of "
-            f"each); this cell has {n_members} forget and {n_nonmembers} held-out images")
+            f"each); there are {n_members} forget and {n_nonmembers} held-out images")
 
 
 def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaResult:
