@@ -335,13 +335,13 @@ def test_board_ablation_and_failed_cells(board):
 
 def test_class_wise_board_shows_the_forgotten_class_accuracy():
     rows = cells_of({"retrain": {"nomus": (0.9, 0.9), "forgotten_test_acc": (0.0, 0.02)},
-                     "finetune": {"nomus": (0.8, 0.8), "forgotten_test_acc": (0.5, 0.7)}})
+                     "finetune": {"nomus": (0.8, 0.8), "forgotten_test_acc": (0.5, 0.7), "forget_acc": (0.9, 0.8)}})
     text = render_board(("digits", "resnet18", "default", "linear", "none", "class:3"), pd.DataFrame(rows))
     assert text.startswith("# Leaderboard: digits × resnet18 (class 3 forgotten)\n")
     main = parse_tables(text)[0]
-    assert main[0] == HEADERS[:4] + ["forgotten-class acc"] + HEADERS[4:]
-    assert [(row[1], row[4], row[5]) for row in main[1:]] == [("retrain (reference)", "0.010", "0.500"),
-                                                              ("finetune", "0.600", "0.500")]
+    assert main[0][:7] == ["#", "method", "UA", "RA", "TA", "forgotten-class acc", "MIA-efficacy"]
+    assert [(row[1], row[2], row[5]) for row in main[1:]] == [("retrain (reference)", "0.500", "0.010"),
+                                                              ("finetune", "0.150", "0.600")]
     assert CLASS_WISE_NOTE in text
 
 

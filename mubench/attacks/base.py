@@ -22,12 +22,19 @@ if TYPE_CHECKING:
 ATTACKS: Registry[type["Attack"]] = Registry("attack", {
     "mia": "mubench.attacks.population:PaperMIA",
     "scale-free": "mubench.attacks.population:ScaleFree",
+    "mia-efficacy": "mubench.attacks.efficacy:MiaEfficacy",
     "lira": "mubench.attacks.lira:LiRA",
     "ulira": "mubench.attacks.ulira:ULiRA",
 }, entry_point_group="mubench.attacks")
 
 EVERY_CELL = ("mia", "scale-free")  # scored on every cell, whatever --attack says (the paper's MIA is in NoMUS)
+CLASS_WISE = ("mia-efficacy",)  # and on every cell of a class-wise scenario (in the gap to Retrain its boards rank by)
 SHADOW_NEEDS = ("", "phi", "models")  # none; each shadow's φ on the pool and its half; its weights as well
+
+
+def always_scored(splits) -> tuple[str, ...]:
+    """The attacks that score every cell of these splits, whatever --attack says."""
+    return EVERY_CELL + (CLASS_WISE if splits.forgotten_classes else ())
 
 
 def installed(name: str) -> type["Attack"] | None:

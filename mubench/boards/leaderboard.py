@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from mubench.attacks.base import ATTACKS, EVERY_CELL
+from mubench.attacks.base import ATTACKS, CLASS_WISE, EVERY_CELL
 from mubench.core.tracking import cell_runs
 from mubench.scores.metrics import NO_SIGNAL_DRAWS, at_chance, forgetting_score, no_signal_fs
 from mubench.core.store import REFERENCES, TAG, BoardKey, board_name, selected
@@ -66,7 +66,7 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
 
 
 METRICS = ("test_acc", "forget_acc", "retain_acc", "mia", "fs", "mia_logloss", "mia_auc", "unlearn_seconds",
-           "time_ratio", "nomus", "forgotten_test_acc", "chance_acc", "test_count")
+           "time_ratio", "nomus", "forgotten_test_acc", "chance_acc", "test_count", "mia_efficacy")
 
 
 def board_attacks(cells: pd.DataFrame) -> tuple[list, list[str]]:
@@ -81,12 +81,15 @@ def board_attacks(cells: pd.DataFrame) -> tuple[list, list[str]]:
 
 
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")  # SalUn's average gap to Retrain
+# Class-wise, as SalUn reports it: UA (1 − forget acc), RA, TA (remaining classes) and MIA-efficacy.
+CLASS_WISE_GAP = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
 
 
-def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = (), gap_metrics: tuple[str, ...] = GAP_METRICS,
+              by_gap: bool = False) -> pd.DataFrame:
     """Per row label: means (and intervals) over seeds of the finished cells (METRICS and `extra_metrics`, e.g. an
-    attack's columns), the per-seed NoMUS, and the paired comparisons with Retrain on the seeds both have; ranked by
-    NoMUS."""
+    attack's columns), the per-seed NoMUS and gap to Retrain, and the paired comparisons with Retrain on the seeds
+    both have; ranked by NoMUS, or with `by_gap` by the gap (lower first)."""
     done = cells[cells["status"] == "FINISHED"].copy()
     done["seed"] = done["seed"].astype(int)
     if "nomus" not in done:  # no cell of the board had the paper's FS to compute it from
@@ -102,12 +105,16 @@ def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = ()) -> pd.Da
             row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
         paired = group.set_index("seed").join(retrain, rsuffix="_retrain", how="inner")
         row["delta_nomus"], row["delta_nomus_ci"] = mean_ci(paired["nomus"] - paired["nomus_retrain"])
-        gaps = [(paired[m] - paired[f"{m}_retrain"]).abs() for m in GAP_METRICS if m in paired]
-        row["gap"], row["gap_ci"] = mean_ci(sum(gaps) / len(gaps)) if gaps and len(paired) else (math.nan, math.nan)
+        gaps = [(paired[m] - paired[f"{m}_retrain"]).abs() for m in gap_metrics if m in paired]
+        gap = sum(gaps) / len(gaps) if gaps and len(paired) else pd.Series(dtype=float)
+        row["gap"], row["gap_ci"] = mean_ci(gap)
+        row["per_seed_gap"] = {seed: value for seed, value in gap.items() if not math.isnan(value)}
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    if by_gap:
+        return table.sort_values(["gap", "label"], na_position="last").reset_index(drop=True)
     return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -182,10 +189,19 @@ def rank_labels(per_seed: list[dict[int, float]]) -> list[str]:
         "1=" if i < prefix else str(i + 2) for i in range(len(ties))]
 
 
+GAP_NOTE = ("Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same seed over "
+            "forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). ")
+CLASS_WISE_HEADERS = ("UA", "RA", "TA", "forgotten-class acc", "MIA-efficacy", "gap to retrain")
+CLASS_WISE_RANKING = ("Ranked by the gap to Retrain, lowest first (SalUn's class-wise protocol, Fan et al., ICLR 2024): "
+                      "per seed, the mean absolute difference from Retrain over UA, RA, TA and MIA-efficacy, then its "
+                      "mean over seeds (0: indistinguishable from Retrain, which therefore leads). NoMUS is shown "
+                      "beside it but does not rank: under class-wise forgetting a model that forgets nothing "
+                      "generalises to the forgotten class's held-out images and reads the paper's FS near 0. ")
 CLASS_WISE_NOTE = ("Class-wise forgetting: the forget set is every training image of the forgotten class (Retrain never "
-                   "saw it); test acc is on the remaining classes, forgotten-class acc on the test images of the "
-                   "forgotten class (Retrain's is about 0), and the MIA's non-members are the held-out images of the "
-                   "forgotten class. ")
+                   "saw it). UA is 1 − the accuracy on the forget set, RA the accuracy on the retain set, TA the test "
+                   "accuracy on the remaining classes (the test acc of NoMUS), forgotten-class acc the accuracy on the "
+                   "test images of the forgotten class (Retrain's is about 0), and the paper's MIA's non-members are "
+                   "the held-out images of the forgotten class. ")
 COLLAPSED_NOTE = ("A row marked collapsed has test accuracy within noise of chance (at most one-sided 95 % binomial "
                   "noise above what a constant prediction scores on the same test images): its NoMUS rewards FS, not "
                   "kept utility, so it ranks below every row that kept its accuracy and never shares the lead. ")
@@ -201,10 +217,11 @@ def paper_attack_blind(fs: float, mia_logloss: float, floor: float) -> bool:
     return forgetting_score(mia_logloss) - fs > floor
 
 
-TIE_NOTE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
-            "separates from it: per seed, the leader's NoMUS minus the row's (same split, same Original), 95 % "
+TIE_RULE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
+            "separates from it: per seed, the leader's {score} minus the row's (same split, same Original), 95 % "
             "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
             "their position. With fewer than two common seeds nothing is separated or tied, and no 1= is marked.")
+TIE_NOTE, GAP_TIE_NOTE = TIE_RULE.format(score="NoMUS"), TIE_RULE.format(score="gap to Retrain")
 
 
 def _fmt(value: float, half: float = math.nan, digits: int = 3, missing: str = "—") -> str:
@@ -257,12 +274,14 @@ def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
 
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
     attacks, missing = board_attacks(cells)
-    columns = [column for attack in attacks for column in attack.columns]
-    full = summarise(cells, tuple(column.metric for column in columns))
-    main = full[full["variant"] == ""] if len(full) else full
     class_wise = BoardKey(*key).class_wise
-    headers = ["#", "method", "test acc", "forget acc", *(["forgotten-class acc"] if class_wise else []), "MIA", "FS",
-               "NoMUS", "Δ NoMUS vs retrain", "gap to retrain", "MIA log-loss", "MIA AUC",
+    columns = [column for attack in attacks for column in attack.columns if not (
+        class_wise and column.metric == "mia_efficacy")]
+    full = summarise(cells, tuple(column.metric for column in columns),
+                     CLASS_WISE_GAP if class_wise else GAP_METRICS, by_gap=class_wise)
+    main = full[full["variant"] == ""] if len(full) else full
+    headers = ["#", "method", *(CLASS_WISE_HEADERS if class_wise else ("test acc", "forget acc")), "MIA", "FS",
+               "NoMUS", "Δ NoMUS vs retrain", *(() if class_wise else ("gap to retrain",)), "MIA log-loss", "MIA AUC",
                *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
     body = []
     unavailable = unavailable_attacks(cells)
@@ -272,18 +291,24 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     if len(main):  # a row at chance ranks below every row that kept its accuracy and never shares the lead
         main = pd.concat([main[~main["label"].isin(collapsed)], main[main["label"].isin(collapsed)]])
     kept = main[~main["label"].isin(collapsed)] if len(main) else main
-    ranks = (rank_labels(list(kept["per_seed"])) if len(kept) else []) + [
+    ranks = (rank_labels(list(kept["per_seed_gap" if class_wise else "per_seed"])) if len(kept) else []) + [
         str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
     for rank, row in zip(ranks, main.itertuples()):
         below = (" °" if row.fs < floor else "") + (" ‡" if row.label in blind else "")
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
         name += " (collapsed)" if row.label in collapsed else ""
         na = "n/a" if any(label == row.label for label, _ in unavailable.get("mia", {})) else "—"
-        body.append([rank if not math.isnan(row.nomus) else na, name, _fmt(row.test_acc, row.test_acc_ci),
-                     _fmt(row.forget_acc), *([_fmt(row.forgotten_test_acc)] if class_wise else []),
+        ranked = not math.isnan(row.gap if class_wise else row.nomus)
+        efficacy_na = "n/a" if any(label == row.label for label, _ in unavailable.get("mia-efficacy", {})) else "—"
+        accuracies = ([_fmt(1 - row.forget_acc), _fmt(row.retain_acc), _fmt(row.test_acc, row.test_acc_ci),
+                       _fmt(row.forgotten_test_acc), _fmt(row.mia_efficacy, missing=efficacy_na),
+                       _fmt(row.gap, row.gap_ci)] if class_wise else [_fmt(row.test_acc, row.test_acc_ci),
+                                                                      _fmt(row.forget_acc)])
+        body.append([rank if ranked else na, name, *accuracies,
                      _fmt(row.mia, missing=na), _fmt(row.fs, row.fs_ci, missing=na) + below,
                      _fmt(row.nomus, row.nomus_ci, missing=na), _fmt(row.delta_nomus, row.delta_nomus_ci, missing=na),
-                     _fmt(row.gap, row.gap_ci), _fmt(row.mia_logloss, missing=na), _fmt(row.mia_auc, missing=na),
+                     *(() if class_wise else (_fmt(row.gap, row.gap_ci),)),
+                     _fmt(row.mia_logloss, missing=na), _fmt(row.mia_auc, missing=na),
                      *(_fmt(getattr(row, c.metric), getattr(row, f"{c.metric}_ci"), digits=c.digits)
                        for c in columns),
                      _fmt(row.unlearn_seconds, digits=1),
@@ -299,18 +324,20 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
              *tuned_lines(main, cells), *resolution_text,
              table(body, headers), "",
-             "Ranked by NoMUS = ½·(test acc + 1 − FS). Values are means over seeds; test acc, FS and NoMUS show "
+             (CLASS_WISE_RANKING if class_wise else "Ranked by NoMUS = ½·(test acc + 1 − FS). ") +
+             "Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "
-             + "".join(ATTACKS.get(name).note(cells) for name in EVERY_CELL) +
+             + "".join(ATTACKS.get(name).note(cells) for name in EVERY_CELL + (CLASS_WISE if class_wise else ())) +
              "× retrain: unlearn seconds over the seconds it took to train the Retrain reference. "
              "A row is one method with one configuration: --set overrides and ablation variants show in its name. "
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
-             "interval. Gap to retrain: SalUn's average gap, the mean absolute difference from Retrain on the same "
-             "seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from Retrain). "
-             + (CLASS_WISE_NOTE if class_wise else "") + (COLLAPSED_NOTE if collapsed else "")
-             + (BLIND_NOTE if blind else "") + "".join(attack.note(cells) for attack in attacks)
+             "interval. "
+             + (CLASS_WISE_NOTE if class_wise else GAP_NOTE) + (COLLAPSED_NOTE if collapsed else "")
+             + (BLIND_NOTE if blind else "")
+             + "".join(attack.note(cells) for attack in attacks
+                       if not (class_wise and getattr(attack, "registered_name", "") in CLASS_WISE))
              + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
-                       f"shown. " for name in missing) + TIE_NOTE]
+                       f"shown. " for name in missing) + (GAP_TIE_NOTE if class_wise else TIE_NOTE)]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     if unavailable:

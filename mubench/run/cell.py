@@ -9,7 +9,7 @@ import traceback
 import mlflow
 import torch
 
-from mubench.attacks.base import ATTACKS, EVERY_CELL, AttackedCell, SeedContext, scores_or_reason
+from mubench.attacks.base import ATTACKS, AttackedCell, SeedContext, always_scored, scores_or_reason
 from mubench.attacks.population import ROLE_LOSSES
 from mubench.scores import metrics
 from mubench.unlearn.api import METHODS
@@ -59,7 +59,7 @@ def run_cell(setup: SeedSetup, refs: References, spec: MethodSpec, config, plots
 def cell_scores(setup: SeedSetup, model, spec: MethodSpec, config, retrain_seconds: float,
                 losses: dict | None = None, unavailable: dict | None = None) -> dict[str, float]:
     """Accuracy and mean loss per role, the attacks that score every cell (the paper's MIA and the scale-free ones,
-    reading the losses computed for accuracy), and NoMUS from the paper's FS. `losses` is filled as in
+    reading the losses computed for accuracy; under class-wise forgetting MIA-efficacy as well), and NoMUS from the paper's FS. `losses` is filled as in
     metrics.score_model; `unavailable` with the reason of each attack the cell's sizes leave undefined (then
     without its metrics, and without NoMUS when the paper's FS is among them)."""
     losses = {} if losses is None else losses
@@ -68,7 +68,7 @@ def cell_scores(setup: SeedSetup, model, spec: MethodSpec, config, retrain_secon
     scored = AttackedCell(model, spec, config)
     scored.memo(ROLE_LOSSES, lambda: losses)
     context = SeedContext(*setup, None, retrain_seconds)
-    for name in EVERY_CELL:
+    for name in always_scored(setup.splits):
         scores.update(scores_or_reason(ATTACKS.get(name)(context), scored, unavailable))
     if "fs" in scores:
         scores["nomus"] = metrics.nomus(scores["test_acc"], scores["fs"])

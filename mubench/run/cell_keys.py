@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mubench.core.config import param_text, stable_hash
-from mubench.attacks.base import EVERY_CELL, attack_code, shadow_need
+from mubench.attacks.base import always_scored, attack_code, shadow_need
 from mubench.harness import keys
 
 CELL_ENTRY = "mubench.run.cell"  # runs, scores and logs one cell
@@ -13,7 +13,7 @@ def cell_key(setup, spec, config, threads: int) -> str:
     number of torch threads the cell runs on: CPU results depend on it. `config`: the spec's Config on the task."""
     plan, splits, recipe, backbone, seed = setup.plan, setup.splits, setup.recipe, setup.backbone, setup.seed
     code = keys.code_version((CELL_ENTRY, keys.REFERENCE_ENTRY, keys.method_module(spec.name),
-                              keys.task_module(splits.task), *attack_code(EVERY_CELL)))
+                              keys.task_module(splits.task), *attack_code(always_scored(splits))))
     return stable_hash({"method": spec.name, "label": spec.row, "config": param_text(config),
                         "task": splits.task, "split": splits.split_hash, "backbone": backbone, "head": plan.head,
                         "pretrained": keys.pretrained_digest(plan.pretrained), "recipe": param_text(recipe),

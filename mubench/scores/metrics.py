@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 from torch import nn
 
 from mubench.core import accel
@@ -106,6 +107,19 @@ def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaRe
 def paper_attack_accuracy(losses: np.ndarray, labels: np.ndarray, splitter) -> np.ndarray:
     """The MUFAC/DLFD notebooks' attack: a default LogisticRegression() on the raw loss, accuracy per split."""
     return cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+
+
+def mia_efficacy(member_confidence: np.ndarray, nonmember_confidence: np.ndarray,
+                 target_confidence: np.ndarray) -> float:
+    """SalUn's MIA-efficacy (Fan et al., ICLR 2024, Appendix C.3; OPTML-Group/Unlearn-Saliency,
+    `evaluation/SVC_MIA.py`, its "confidence" entry as `main_forget.py` calls it): an `SVC(C=3, gamma="auto")` on the
+    true-class probability, fitted on members (label 1) against non-members (label 0), then applied to the targets
+    (the forget set); the share of targets it judges non-members. 1: the forget set looks unseen; Retrain's value is
+    the one to match."""
+    x = np.concatenate([member_confidence, nonmember_confidence]).reshape(-1, 1)
+    y = np.concatenate([np.ones(len(member_confidence)), np.zeros(len(nonmember_confidence))])
+    attack = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+    return float(1.0 - attack.predict(np.asarray(target_confidence, float).reshape(-1, 1)).mean())
 
 
 NO_SIGNAL_DRAWS = 100
