@@ -208,6 +208,8 @@ COLLAPSED_NOTE = ("A row marked collapsed has test accuracy within noise of chan
 BLIND_NOTE = ("‡: the paper's attack reads an FS lower than the scale-free log-loss attack's 2·|MIA log-loss − 0.5| "
               "on the same sets by more than the no-signal FS: the paper attack is blind here (its penalised fit on "
               "the raw loss depends on the loss's scale), so this row's low FS is no evidence of forgetting. ")
+BLIND_RANK_NOTE = ("Its NoMUS rests on that FS, so a ‡ row ranks below every row without ‡ (above collapsed rows) and "
+                   "never shares the lead. ")
 
 
 def paper_attack_blind(fs: float, mia_logloss: float, floor: float) -> bool:
@@ -288,9 +290,13 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     resolution_text, floor = resolution(cells)
     collapsed = {row.label for row in main.itertuples() if at_chance(row.test_acc, row.chance_acc, row.test_count)}
     blind = {row.label for row in main.itertuples() if paper_attack_blind(row.fs, row.mia_logloss, floor)}
-    if len(main):  # a row at chance ranks below every row that kept its accuracy and never shares the lead
-        main = pd.concat([main[~main["label"].isin(collapsed)], main[main["label"].isin(collapsed)]])
-    kept = main[~main["label"].isin(collapsed)] if len(main) else main
+    # Below the rows whose score can be read, never sharing the lead: on a NoMUS board the rows whose FS the paper's
+    # attack cannot read, then (on any board) the rows at chance.
+    unread = set() if class_wise else blind - collapsed
+    if len(main):
+        main = pd.concat([main[~main["label"].isin(collapsed | unread)], main[main["label"].isin(unread)],
+                          main[main["label"].isin(collapsed)]])
+    kept = main[~main["label"].isin(collapsed | unread)] if len(main) else main
     ranks = (rank_labels(list(kept["per_seed_gap" if class_wise else "per_seed"])) if len(kept) else []) + [
         str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
     for rank, row in zip(ranks, main.itertuples()):
@@ -333,7 +339,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              "Δ NoMUS vs retrain: the mean over seeds of the row's NoMUS minus Retrain's on the same seed, ± its 95 % "
              "interval. "
              + (CLASS_WISE_NOTE if class_wise else GAP_NOTE) + (COLLAPSED_NOTE if collapsed else "")
-             + (BLIND_NOTE if blind else "")
+             + (BLIND_NOTE if blind else "") + (BLIND_RANK_NOTE if unread else "")
              + "".join(attack.note(cells) for attack in attacks
                        if not (class_wise and getattr(attack, "registered_name", "") in CLASS_WISE))
              + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
