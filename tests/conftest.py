@@ -6,6 +6,10 @@ from click.testing import CliRunner
 
 from mubench.cli.main import main
 
+# Cells in the test's own process (spies and test-only methods live there), for session fixtures too; the tests of
+# the parallel local executor pass --workers.
+os.environ["MUBENCH_WORKERS"] = "1"
+
 SMOKE_METHODS = "finetune"  # the Original and Retrain rows come with every run
 
 
@@ -33,3 +37,4 @@ def _no_ambient_tracking_uri(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MUBENCH_CACHE", raising=False)
     monkeypatch.delenv("MUBENCH_DATA", raising=False)
+    monkeypatch.setenv("MUBENCH_WORKERS", "1")

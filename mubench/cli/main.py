@@ -128,13 +128,17 @@ def _where_options(command):
 @click.option("--no-plots", is_flag=True, help="Skip the loss histograms and the features the report's t-SNE is drawn from "
                                                "(<out>/plots/).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: cells one after another in this process; ray: long-lived Ray actors, one per slot of "
+              help="local: --workers processes of this machine; ray: long-lived Ray actors, one per slot of "
                    "--threads cores, each running many cells (needs mubench[ray]).")
 @click.option("--ray-address", help="Join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting a "
                                     "local Ray instance for the run.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Torch threads per cell (0: all cores locally, 1 per Ray actor). CPU results depend on it: compare "
-                   "runs made with the same value.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Torch threads per cell. CPU results depend on it: compare runs made with the same value (the "
+                   "committed boards use 1).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, envvar="MUBENCH_WORKERS",
+              help="Local executor: processes running cells side by side, each on --threads torch threads (0: as "
+                   "many as this machine's cores hold, one on a GPU). 1: the cells one after another in this "
+                   "process. The numbers do not depend on it.")
 @click.option("--attack", default="none", show_default=True, metavar="NAMES",
               help="Registered attacks beside the two that score every cell (the paper's MIA and the scale-free "
                    "ones), comma-separated (`mubench ls attacks`; not in NoMUS). "
@@ -150,8 +154,8 @@ def _where_options(command):
 @_where_options
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
-        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, attack, shadows,
-        preset_from) -> None:
+        pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, workers, attack,
+        shadows, preset_from) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.run.grid import run as run_grid
     from mubench.harness.plan import RunPlan
@@ -183,7 +187,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         preset=preset, device=_device(device), data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
         command=_command_line(click.get_current_context()), executor=executor, ray_address=ray_address,
-        threads=threads, scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments),
+        threads=threads, workers=_workers(workers, threads, device, executor, ray_address),
+        scenarios=_scenarios(scenarios), task_options=task_options(task_names, task_assignments),
         attacks=attacks, shadows=shadows)
     summary = run_grid(plan)
     if tuned is not None:
@@ -265,6 +270,23 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
         click.echo(line)
     click.echo(f"{result.trials_run} trials run now; study: {out / 'tune.db'}; preset: {result.preset_path} "
                f"(mubench run --preset-from {result.preset_path}); MLflow store: {plan.tracking_uri}", err=True)
+
+
+def _workers(workers: int, threads: int, device: str, executor: str, ray_address: str | None) -> int:
+    """The local executor's worker processes: as given, else as many as the cores hold at `threads` each (one on a
+    GPU: the processes would share it)."""
+    if executor != "local":
+        if workers and click.get_current_context().get_parameter_source("workers") == \
+                click.core.ParameterSource.COMMANDLINE:
+            raise MubenchError(f"--workers {workers} is for --executor local; the Ray executor runs one actor per "
+                               f"--threads cores of its cluster.")
+        return 1
+    if workers:
+        return workers
+    if _device(device).type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // threads)
 
 
 def _default_cache(out: Path) -> Path:

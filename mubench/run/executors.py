@@ -1,6 +1,8 @@
 """Where the grid's cell jobs run. Whatever the executor, every cell is a child run of the invocation in one store.
 
-local: this process, one task × backbone × seed after another (references once per seed, in memory).
+local: with one worker (--workers 1), this process, one task × backbone × seed after another (references once per
+       seed, in memory); with several (the default: as many as the cores hold at --threads each), worker processes
+       of this machine (mubench.run.local_actors) scheduled exactly as the Ray actors are.
 ray:   long-lived Ray actors, one per slot of a local Ray instance started for the run or of a cluster joined with
        --ray-address. An actor reserves the cores it runs torch threads on (--threads, default 1) and one GPU when
        the run's device is CUDA; the cluster holds cores // threads of them (at most one per GPU). Each receives a
@@ -42,7 +44,7 @@ def make_executor(name: str, ray_address: str | None = None):
     if name == "local":
         if ray_address:
             raise MubenchError(f"--ray-address {ray_address!r} needs --executor ray; the local executor runs "
-                               f"in this process.")
+                               f"on this machine.")
         return LocalExecutor()
     if name == "ray":
         _import_ray()  # fail before anything runs
@@ -59,6 +61,11 @@ def _groups(jobs: list[CellJob]) -> dict[SeedKey, list[CellJob]]:
 
 class LocalExecutor:
     def run(self, plan: RunPlan, jobs: list[CellJob], tasks: dict, summary: RunSummary) -> None:
+        if plan.workers > 1 and jobs:
+            from mubench.run.local_actors import LocalActors
+            actors = LocalActors()
+            dispatch(actors, actors.remote(CellWorker), plan, jobs, tasks, summary, plan.workers, plan.threads or 1)
+            return
         import torch
         from threadpoolctl import threadpool_limits
         default_threads = torch.get_num_threads()
@@ -157,6 +164,7 @@ class CellWorker:
 
     def __init__(self, plan: RunPlan, parent_run_id: str, threads: int):
         _limit_threads(threads)
+        self.fetch = _ray_get  # a task's data from where the driver put it (a local worker is handed its own)
         open_store(plan.tracking_uri, plan.out)
         self.plan, self.parent_run_id = plan, parent_run_id
         self.tasks: dict[TaskKey, tuple[Splits, Recipe]] = {}
@@ -189,8 +197,7 @@ class CellWorker:
         object's reference in a list so that Ray hands over the reference, not a fresh copy of the data, at every
         call."""
         if group.data not in self.tasks:
-            import ray
-            self.tasks[group.data] = ray.get(task[0])
+            self.tasks[group.data] = self.fetch(task[0])
         return SeedSetup(self.plan, *self.tasks[group.data], group.backbone, group.seed)
 
     def _seed(self, setup: SeedSetup) -> tuple:
@@ -241,6 +248,21 @@ class WorkQueue:
         return [job for jobs in self.cells.values() for job in jobs]
 
 
+def _ray_get(reference):
+    import ray
+    return ray.get(reference)
+
+
+def dispatch(system, worker, plan: RunPlan, jobs: list[CellJob], tasks: dict, summary: RunSummary, slots: int,
+             threads: int) -> None:
+    """The grid's work on `slots` workers of `system` (Ray, or mubench.run.local_actors), each a `worker` actor."""
+    groups = _groups(jobs)
+    queue = WorkQueue(groups, plan.shadows if shadow_need(plan.attacks) else 0)
+    parts = sum(map(len, queue.parts.values()))
+    slots = max(1, min(slots, max(len(jobs), parts)))
+    Dispatcher(system, worker, plan, tasks, queue, threads, summary).run(slots)
+
+
 def ray_slots(nodes: list[dict], threads: int, gpus: int) -> int:
     """How many actors the cluster holds at once: on each live node, its cores // threads (at most its GPUs when
     each actor takes one)."""
@@ -277,15 +299,11 @@ class RayExecutor:
         if threads > largest_node:
             raise MubenchError(f"--threads {threads} is more than the {largest_node} cores of the Ray cluster's "
                                f"largest node; choose at most {largest_node}.")
-        groups = _groups(jobs)
-        queue = WorkQueue(groups, plan.shadows if shadow_need(plan.attacks) else 0)
-        parts = sum(map(len, queue.parts.values()))
-        slots = max(1, min(ray_slots(ray.nodes(), threads, gpus), max(len(jobs), parts)))
         # An actor reserves as many cores as it runs torch threads, so workers never oversubscribe a machine. The
         # count is fixed, not fitted to the cluster: CPU results depend on it, and a board must not depend on the
         # cluster.
         worker = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(CellWorker)
-        Dispatcher(ray, worker, plan, tasks, queue, threads, summary).run(slots)
+        dispatch(ray, worker, plan, jobs, tasks, summary, ray_slots(ray.nodes(), threads, gpus), threads)
 
 
 class Dispatcher:

@@ -1,0 +1,80 @@
+"""The local executor's worker processes: the actor layer they run on (calls in order, data sent once, a raising
+call and a dying worker told apart), and whole runs: the parallel board equals the sequential one, a dead worker
+loses only its cell, and `--workers 1` is the old path in this process."""
+from __future__ import annotations
+
+import pytest
+
+from mubench.run import executors
+from mubench.run.local_actors import ActorDied, CallFailed, LocalActors, WorkerLost
+from worker_stub import Counter
+from test_grid import BOARD, SMOKE, cell_statuses, environment, failing_plugin, mubench  # noqa: F401 (a fixture)
+from test_ray_actors import board_without_times
+
+
+@pytest.fixture
+def actors():
+    system = LocalActors()
+    yield system
+    for actor in system.actors:
+        system.kill(actor)
+
+
+def test_calls_are_answered_in_order_with_the_workers_state_and_data_put_once(actors):
+    actor = actors.remote(Counter).remote(10)
+    calls = [actor.add.remote(1), actor.add.remote(2)]
+    assert [actors.get(actors.wait([call])[0][0]) for call in calls] == [11, 13]
+    data = [actors.put(list(range(5)))]
+    first, second = actor.length.remote(data), actor.length.remote(data)
+    assert actors.get(actors.wait([first])[0][0]) == 5 and actors.get(actors.wait([second])[0][0]) == 5
+    assert actor.sent == {data[0].number}  # sent with the first call only
+
+
+def test_a_raising_call_keeps_its_worker_and_a_dying_one_fails_what_it_was_asked(actors):
+    actor = actors.remote(Counter).remote(0)
+    failed = actor.fail.remote()
+    [done], _ = actors.wait([failed])
+    with pytest.raises(CallFailed) as raised:
+        actors.get(done)
+    assert not isinstance(raised.value, ActorDied) and isinstance(raised.value.cause, ValueError)
+    assert actors.get(actors.wait([actor.add.remote(4)])[0][0]) == 4  # the worker lives on
+    dying, after = actor.die.remote(), actor.add.remote(1)
+    actors.wait([dying, after], num_returns=2)
+    for call in (dying, after):
+        with pytest.raises(actors.exceptions.RayActorError) as raised:
+            actors.get(call)
+        assert isinstance(raised.value.cause, WorkerLost) and "exit code 3" in str(raised.value.cause)
+
+
+def test_one_worker_is_the_sequential_path_in_this_process(monkeypatch, tmp_path):
+    from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary, SeedKey
+    seen = []
+    monkeypatch.setattr(executors, "run_seed", lambda *args: seen.append("in process"))
+    monkeypatch.setattr(executors, "dispatch", lambda *args: seen.append("workers"))
+    job = CellJob(MethodSpec("finetune"), None, "k", SeedKey("digits", "random", "resnet18", 0))
+    for workers in (1, 2):
+        plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=tmp_path, tracking_uri="",
+                       cache_dir=tmp_path, threads=1, workers=workers)
+        executors.LocalExecutor().run(plan, [job], {job.group.data: (None, None)}, RunSummary("p"))
+    assert seen == ["in process", "workers"]
+
+
+def test_parallel_workers_give_the_sequential_board(tmp_path):
+    boards = {}
+    for workers in ("1", "2"):
+        result = mubench(*SMOKE, "--methods", "finetune", "--workers", workers, "--out", str(tmp_path / workers))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "3 cells run" in result.stderr and "trained: 2;" in result.stderr
+        boards[workers] = (tmp_path / workers / BOARD).read_text()
+    assert board_without_times(boards["2"]) == board_without_times(boards["1"])
+
+
+@pytest.mark.slow
+def test_a_dead_worker_loses_only_its_cell_and_the_grid_goes_on(failing_plugin, tmp_path):  # noqa: F811
+    result = mubench(*SMOKE, "--methods", "demo-kills-worker,finetune", "--workers", "2", "--out", str(tmp_path),
+                     env=environment(PYTHONPATH=str(failing_plugin)))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "4 cells run" in result.stderr and "1 failed" in result.stderr
+    assert "failed: demo-kills-worker on digits/resnet18 seed 0: WorkerLost: the worker process ended" \
+        in result.stderr
+    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FAILED"] + ["FINISHED"] * 3
