@@ -78,3 +78,20 @@ def test_a_dead_worker_loses_only_its_cell_and_the_grid_goes_on(failing_plugin, 
     assert "failed: demo-kills-worker on digits/resnet18 seed 0: WorkerLost: the worker process ended" \
         in result.stderr
     assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FAILED"] + ["FINISHED"] * 3
+
+
+def test_the_first_line_says_what_will_run_before_any_training(cli, tmp_path):
+    result = cli("run", "--preset", "smoke", "--methods", "finetune", "--no-plots", "--out", str(tmp_path))
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("mubench run: 3 cell(s) over 1 task × backbone × seed group(s); 2 reference(s) to "
+                               "train, 0 from the cache; 1 worker(s) × 1 torch thread(s). Estimate: about ")
+    assert lines[1].startswith("reference original digits/resnet18 seed 0: trained in")
+    again = cli("run", "--preset", "smoke", "--methods", "finetune,neggrad", "--no-plots", "--out", str(tmp_path))
+    assert again.stderr.splitlines()[0].startswith("mubench run: 1 cell(s) over 1 task × backbone × seed group(s); 0 "
+                                                   "reference(s) to train, 2 from the cache")
+
+
+def test_a_reference_much_slower_than_its_estimate_says_why():
+    from mubench.core.progress import slow_note
+    assert slow_note(30.0, 20.0) == ""
+    assert slow_note(50.0, 20.0).startswith(" (2.5× the 20 s estimated: other processes may be using the cores")

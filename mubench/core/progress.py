@@ -30,6 +30,23 @@ def line(text: str, quiet: bool = False) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+def announce(text: str, quiet: bool = False) -> None:
+    """A line that shows on a terminal too (no bar stands for it): what a run is about to do."""
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+SLOWER_THAN_ESTIMATE = 2.0  # a reference this many times slower than the run's estimate is said to be slow
+
+
+def slow_note(seconds: float, estimate: float) -> str:
+    """A note for a reference much slower than its estimate, or ""."""
+    if not estimate or seconds < SLOWER_THAN_ESTIMATE * estimate:
+        return ""
+    return (f" ({seconds / estimate:.1f}× the {estimate:.0f} s estimated: other processes may be using the cores; "
+            f"give each run --threads 1 and fewer --workers)")
+
+
 def where(task: str, scenario: str, backbone: str, seed: int) -> str:
     """`digits/resnet18 seed 0`, with the scenario when it is not the task's own random split."""
     scenario = "" if scenario == "random" else f"[{scenario}]"
@@ -37,8 +54,8 @@ def where(task: str, scenario: str, backbone: str, seed: int) -> str:
 
 
 def reference_done(role: str, splits, backbone: str, seed: int, record: dict, trained: bool,
-                   quiet: bool = False) -> None:
-    outcome = f"trained in {record['train_seconds']:.1f} s" if trained else "from cache"
+                   quiet: bool = False, note: str = "") -> None:
+    outcome = f"trained in {record['train_seconds']:.1f} s{note}" if trained else "from cache"
     line(f"reference {role} {where(splits.task, splits.scenario, backbone, seed)}: {outcome}", quiet)
 
 

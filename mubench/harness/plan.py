@@ -95,6 +95,8 @@ class RunPlan:
     ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one for the run
     threads: int = 0  # torch threads per cell; 0: torch's default (all cores) locally, 1 per Ray task
     workers: int = 1  # local executor: worker processes (1: the cells one after another in this process)
+    # What the run's first line estimated a reference's training to take, per (task, scenario, backbone)
+    reference_estimates: dict[tuple, float] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=lambda: ["random"])  # what is forgotten: mubench.data.scenarios
     task_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --task-set: task -> option -> value
     attacks: tuple[str, ...] = ()  # --attack: registered attacks beside the paper's MIA (attacks.base), resolved

@@ -13,7 +13,7 @@ from mubench.harness.keys import reference_fields
 from mubench.harness.plan import RunPlan, RunSummary
 from mubench.core.seeds import seed_everything
 from mubench.core.store import REFERENCES
-from mubench.core.progress import bar as progress_bar, reference_done
+from mubench.core.progress import bar as progress_bar, reference_done, slow_note
 from mubench.train.training import train_reference
 from mubench.data.tasks import Recipe
 
@@ -42,7 +42,11 @@ def train_reference_role(plan: RunPlan, splits: Splits, recipe: Recipe, backbone
             m, data, splits.kind, splits.preprocess, recipe, plan.device, seed, progress, f"{role} {backbone}"))
     summary.cache_hits += hit
     summary.cache_misses += not hit
-    reference_done(role, splits, backbone, seed, record, trained=not hit, quiet=plan.quiet)
+    estimate = plan.reference_estimates.get((splits.task, splits.scenario, backbone), 0.0)
+    if role == "retrain":
+        estimate *= len(splits.retain) / (len(splits.retain) + len(splits.forget))
+    reference_done(role, splits, backbone, seed, record, trained=not hit, quiet=plan.quiet,
+                   note=slow_note(record["train_seconds"], estimate))
     return model.to(plan.device).eval(), record
 
 

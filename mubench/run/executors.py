@@ -18,6 +18,7 @@ shadow, cached like the references; every cell of the seed is scored against the
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter, OrderedDict
 
@@ -205,7 +206,9 @@ class CellWorker:
         if group in self.seeds:
             self.seeds.move_to_end(group)
         else:
-            refs = train_references(*setup, RunSummary(self.parent_run_id))
+            # already announced when its preparation trained or loaded them: a worker loading them is not news
+            refs = train_references(dataclasses.replace(setup.plan, quiet=True), *setup[1:],
+                                    RunSummary(self.parent_run_id))
             self.seeds[group] = (refs, seed_attack(setup, refs), seed_plots_for(setup, refs))
             while len(self.seeds) > SEEDS_KEPT:
                 self.seeds.popitem(last=False)

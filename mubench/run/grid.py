@@ -1,13 +1,16 @@
 """The grid: every method × task × backbone × seed cell not yet FINISHED in the store, handed to an executor."""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 
 import mlflow
 import torch
 
 from mubench.attacks.population import population_unavailable
 from mubench.run.executors import make_executor
+from mubench.run.outlook import announce_run
 from mubench.harness.keys import pretrained_digest
 from mubench.run.cell_keys import cell_key
 from mubench.harness.plan import CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
@@ -50,6 +53,9 @@ def run(plan: RunPlan) -> RunSummary:
     with mlflow.start_run(run_name="mubench run", tags=parent_tags) as parent:
         summary = RunSummary(parent.info.run_id, killed=killed)
         jobs = grid_jobs(plan, tasks, done, summary)
+        if not plan.quiet:
+            workers = plan.workers if plan.executor == "local" else max(1, (os.cpu_count() or 1) // cell_threads(plan))
+            plan = dataclasses.replace(plan, reference_estimates=announce_run(plan, jobs, tasks, workers))
         executor.run(plan, jobs, tasks, summary)
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
