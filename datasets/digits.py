@@ -8,9 +8,9 @@ no-signal FS at those sizes, and no scale-free attack saw more. The noise gives 
 as a face's lighting, background and pose are, which training memorises and a held-out image does not share; on val
 (seeds 0 and 1; members forget, non-members val) the Original's FS then reads 0.306 and 0.300 and Retrain's 0.022 and
 0.039, under the floor, with val accuracy 0.73–0.74, near where the face tasks' Originals sit; noise 0.5 left the
-Original at 0.20 (val accuracy 0.87), noise 0.65 gave 0.42 (val accuracy 0.65). Noise at 32 px (σ 0.5, or half uniform) was
-ignored by the network (FS 0.10 and 0.06), as was training on half of retain (0.05). `--task-set digits.noise=0`
-gives the clean digits.
+Original at 0.20 (val accuracy 0.87), noise 0.65 gave 0.42 (val accuracy 0.65). Noise at 32 px (σ 0.5, or half
+uniform) was ignored by the network (FS 0.10 and 0.06), as was training on half of retain (0.05).
+`--task-set digits.noise=0` gives the clean digits.
 """
 from __future__ import annotations
 

@@ -78,8 +78,8 @@ def announce_run(plan: RunPlan, jobs: list[CellJob], tasks: dict, workers: int) 
     per_reference = sum(estimates.values()) / len(estimates)
     work = missing * per_reference + len(jobs) * CELL_SHARE * per_reference
     seeds = len({job.group for job in jobs})
-    announce(f"mubench run: {len(jobs)} cell(s) over {seeds} task × backbone × seed group(s); {missing} reference(s) to "
-             f"train, {cached} from the cache; {workers} worker(s) × {plan.threads or torch.get_num_threads()} torch "
+    announce(f"mubench run: {len(jobs)} cell(s) over {seeds} task × backbone × seed group(s); {missing} "
+             f"reference(s) to train, {cached} from the cache; {workers} worker(s) × {plan.threads or torch.get_num_threads()} torch "
              f"thread(s). Estimate: about {_duration(work / max(1, min(workers, len(jobs))))} (a reference trains in "
              f"about {per_reference:.0f} s here, from {TIMED_BATCHES} timed batches; a cell costs about "
              f"{CELL_SHARE:.2f}× that).", plan.quiet)
