@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mubench.boards.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, TIE_NOTE, _cell, _fmt, board_title, latest_cells,
-                                        rank_labels, render_ablation, render_all, render_board, render_index, summarise,
-                                        table, write_index)
+from mubench.boards.leaderboard import (CLASS_WISE_NOTE, INDEX, KEY, STABILITY_NOTE, TIE_NOTE, _cell, _fmt,
+                                        board_title, latest_cells, rank_labels, render_ablation, render_all,
+                                        render_board, render_index, summarise, table, write_index)
 from mubench.core.store import BoardKey, TAG, board_name, selected
 from mubench.core.tracking import open_experiment
 
@@ -313,7 +313,7 @@ def test_board_legend_explains_the_columns(board):
                   "on the same seed over forget acc, retain acc, test acc and MIA (0: indistinguishable from "
                   "Retrain). "):
         assert words in legend
-    assert legend.endswith(TIE_NOTE)
+    assert legend.endswith(TIE_NOTE + STABILITY_NOTE)
     assert CLASS_WISE_NOTE not in board
 
 

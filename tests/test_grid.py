@@ -100,12 +100,14 @@ def test_tie_rule_is_the_paired_t_interval():
     assert tied_with_leader([lead, wide]) == [True, True]
 
 
-def test_a_difference_on_the_intervals_edge_is_a_tie(monkeypatch):
-    """The interval is closed: with t = 1 and differences 0 and 2, the mean (1) equals the half-width (√2 / √2)."""
+def test_a_p_value_on_the_threshold_is_a_tie(monkeypatch):
+    """Two rows make one pair: separated only when p < 0.05, so p = 0.05 exactly (one-sided tail .025) is a tie."""
     from mubench.boards import leaderboard
-    monkeypatch.setattr(leaderboard.stats.t, "ppf", lambda q, df: 1.0)
-    assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 2.0, 1: 1.0}]) == [True, True]
-    assert tied_with_leader([{0: 2.0, 1: 3.0}, {0: 1.999, 1: 1.0}]) == [False, False]
+    rows = [{0: 2.0, 1: 3.0}, {0: 2.0, 1: 1.0}]
+    monkeypatch.setattr(leaderboard.stats.t, "sf", lambda t, df: 0.025)
+    assert tied_with_leader(rows) == [True, True]
+    monkeypatch.setattr(leaderboard.stats.t, "sf", lambda t, df: 0.0249)
+    assert tied_with_leader(rows) == [False, False]
 
 
 def test_board_marks_ties_and_explains_them():

@@ -10,6 +10,7 @@ from scipy import stats
 from tabulate import tabulate
 
 from mubench.attacks.base import ATTACKS, CLASS_WISE, EVERY_CELL
+from mubench.boards.stability import MAX_SEEDS, TARGET_TAU, Stability
 from mubench.core.tracking import cell_runs
 from mubench.scores.metrics import NO_SIGNAL_DRAWS, at_chance, forgetting_score, no_signal_fs
 from mubench.core.store import REFERENCES, TAG, BoardKey, board_name, selected
@@ -118,30 +119,52 @@ def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = (), gap_metr
     return table.sort_values(["nomus", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
-def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
-    """For rows ranked by NoMUS (leader first), each a {seed: NoMUS} map: is the row not separated from the leader?
+ALPHA = 0.05
 
-    Seeds are paired (the same split and the same Original for every method), so the test is a paired one: the
-    95 % Student-t interval of the leader-minus-row NoMUS differences over their common seeds contains 0. Fewer than
-    two common seeds decide nothing (no tie). The leader is tied when another row is."""
+
+def tied_with_leader(per_seed: list[dict[int, float]]) -> list[bool]:
+    """For rows ranked by their score (leader first), each a {seed: score} map: is the row not separated from the
+    leader?
+
+    Seeds are paired (the same split and the same Original for every method), so each row is compared with the leader
+    by a paired t-test on the per-seed differences. The leader is picked by the data, so the comparisons are a family
+    of every pair of rows: Holm's step-down over the K·(K−1)/2 pairs of the K rows compared (leader included) at
+    family-wise 5 %: the i-th smallest p-value separates its row when it is below 0.05 / (pairs − i + 1) and every
+    smaller one separated. Rows with fewer than two seeds in common with the leader are not compared (no tie). The
+    leader is tied when another row is."""
     if not per_seed:
         return []
-    ties = [paired_separated(per_seed[0], row) is False for row in per_seed[1:]]
+    p_values = [paired_p_value(per_seed[0], row) for row in per_seed[1:]]
+    compared = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    pairs = (len(compared) + 1) * len(compared) // 2
+    separated = set()
+    for step, (p, i) in enumerate(compared):
+        if not p < ALPHA / (pairs - step):
+            break
+        separated.add(i)
+    ties = [p is not None and i not in separated for i, p in enumerate(p_values)]
     return [any(ties)] + ties
 
 
-def paired_separated(a: dict[int, float], b: dict[int, float]) -> bool | None:
-    """Whether the 95 % Student-t interval of the per-seed differences a − b over their common seeds excludes 0;
-    None with fewer than two common seeds (nothing is decided)."""
-    common = sorted(set(a) & set(b))
+def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float | None:
+    """Two-sided p-value of the paired Student t-test on the per-seed differences a − b over their common seeds; None
+    with fewer than two common seeds where both are known (nothing is decided)."""
+    common = sorted(s for s in set(a) & set(b) if not (math.isnan(a[s]) or math.isnan(b[s])))
     differences = np.array([a[s] - b[s] for s in common], float)
     if len(differences) < 2:
         return None
     spread = differences.std(ddof=1)
     if spread < 1e-12:
-        return not bool(np.all(np.abs(differences) < 1e-12))
-    half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
-    return bool(abs(differences.mean()) > half)
+        return 1.0 if np.all(np.abs(differences) < 1e-12) else 0.0
+    t = differences.mean() / (spread / math.sqrt(len(differences)))
+    return float(2 * stats.t.sf(abs(t), len(differences) - 1))
+
+
+def paired_separated(a: dict[int, float], b: dict[int, float]) -> bool | None:
+    """Whether one pre-specified paired test (not a family) separates a from b at 5 %: the 95 % Student-t interval of
+    the per-seed differences excludes 0; None with fewer than two common seeds."""
+    p = paired_p_value(a, b)
+    return None if p is None else p < ALPHA
 
 
 def resolution(cells: pd.DataFrame) -> tuple[list[str], float]:
@@ -219,11 +242,38 @@ def paper_attack_blind(fs: float, mia_logloss: float, floor: float) -> bool:
     return forgetting_score(mia_logloss) - fs > floor
 
 
-TIE_RULE = ("1= marks the leader and the rows ranked after it down to the first row that a paired t-test "
-            "separates from it: per seed, the leader's {score} minus the row's (same split, same Original), 95 % "
-            "interval of the mean difference excluding 0 means separated. Rows below the first separated row keep "
-            "their position. With fewer than two common seeds nothing is separated or tied, and no 1= is marked.")
+TIE_RULE = ("1= marks the leader and the rows ranked after it down to the first row separated from it. Separated: "
+            "per seed, the leader's {score} minus the row's (same split, same Original), a paired t-test, with "
+            "Holm's step-down over every pair of the board's ranked rows (the leader is picked by the data, so the "
+            "family is all K·(K−1)/2 pairs) at a family-wise 5 %: with 14 rows equal to the leader, no row is "
+            "separated in at least 95 % of boards. Rows below the first separated row keep their position. With "
+            "fewer than two common seeds nothing is separated or tied, and no 1= is marked. ")
 TIE_NOTE, GAP_TIE_NOTE = TIE_RULE.format(score="NoMUS"), TIE_RULE.format(score="gap to Retrain")
+STABILITY_NOTE = ("Stability: the expected Kendall τ between the orders of the ranked rows (collapsed and ‡ rows "
+                  "aside) on two independent seed sets of the board's size, estimated from its per-seed scores: each "
+                  "seed's scores centred on their mean over rows (a seed effect moves every row alike), each row's "
+                  "noise variance over seeds, the row means shrunk toward their average by the share of their spread "
+                  "that exceeds that noise, then two boards simulated from them (2,000 draws). The seed count for "
+                  f"τ ≥ {TARGET_TAU} is the fewest seeds whose simulated boards reach it. The estimate is itself "
+                  "noisy on few seeds, and leans high (by about 0.1) where the rows differ only by noise.")
+
+
+def stability_lines(per_seed: list[dict[int, float]]) -> list[str]:
+    """The header's stability line: the expected τ between two boards of this size on independent seeds, and the
+    seeds τ ≥ TARGET_TAU would need; said plainly when the order is not stable."""
+    estimate = Stability(per_seed)
+    if not estimate.seeds:
+        return ["Stability: fewer than three ranked rows or two seeds common to them, so how far this order would "
+                "survive other seeds cannot be estimated.", ""]
+    tau, needed = estimate.tau(estimate.seeds), estimate.seeds_for()
+    need = (f"about {needed} seeds would reach τ ≥ {TARGET_TAU}" if needed else
+            f"even {MAX_SEEDS} seeds would not reach τ ≥ {TARGET_TAU}: the ranked rows are closer than their noise")
+    line = (f"Stability: two boards of this command on independent sets of {estimate.seeds} seeds would order its "
+            f"{len(per_seed)} ranked rows with an expected Kendall τ of {tau:.2f}; {need}.")
+    if tau < TARGET_TAU:
+        line += (f" **At {estimate.seeds} seeds this order is not stable below the rows the paired test separates: "
+                 "read neighbouring positions as interchangeable.**")
+    return [line, ""]
 
 
 def _fmt(value: float, half: float = math.nan, digits: int = 3, missing: str = "—") -> str:
@@ -297,7 +347,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
         main = pd.concat([main[~main["label"].isin(collapsed | unread)], main[main["label"].isin(unread)],
                           main[main["label"].isin(collapsed)]])
     kept = main[~main["label"].isin(collapsed | unread)] if len(main) else main
-    ranks = (rank_labels(list(kept["per_seed_gap" if class_wise else "per_seed"])) if len(kept) else []) + [
+    ranked_scores = list(kept["per_seed_gap" if class_wise else "per_seed"]) if len(kept) else []
+    ranks = rank_labels(ranked_scores) + [
         str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
     for rank, row in zip(ranks, main.itertuples()):
         below = (" °" if row.fs < floor else "") + (" ‡" if row.label in blind else "")
@@ -328,7 +379,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
-             *tuned_lines(main, cells), *resolution_text,
+             *tuned_lines(main, cells), *resolution_text, *stability_lines(ranked_scores),
              table(body, headers), "",
              (CLASS_WISE_RANKING if class_wise else "Ranked by NoMUS = ½·(test acc + 1 − FS). ") +
              "Values are means over seeds; test acc, FS and NoMUS show "
@@ -343,7 +394,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              + "".join(attack.note(cells) for attack in attacks
                        if not (class_wise and getattr(attack, "registered_name", "") in CLASS_WISE))
              + "".join(f"Attack {name!r} scored these cells, but it is not installed here, so its columns are not "
-                       f"shown. " for name in missing) + (GAP_TIE_NOTE if class_wise else TIE_NOTE)]
+                       f"shown. " for name in missing) + (GAP_TIE_NOTE if class_wise else TIE_NOTE)
+             + STABILITY_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
         lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     if unavailable:
