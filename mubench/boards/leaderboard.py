@@ -167,16 +167,33 @@ def paired_separated(a: dict[int, float], b: dict[int, float]) -> bool | None:
     return None if p is None else p < ALPHA
 
 
-def resolution(cells: pd.DataFrame) -> tuple[list[str], float]:
+def class_wise_resolution(done: pd.DataFrame) -> str:
+    """Whether the class-wise board's own attack, MIA-efficacy, tells the Original from Retrain (the paper's FS does
+    not rank such a board)."""
+    efficacy = {label: {int(r.seed): float(r.mia_efficacy) for r in done[done["label"] == label].itertuples()
+                        if not math.isnan(r.mia_efficacy)} if "mia_efficacy" in done else {} for label in REFERENCES}
+    separated = paired_separated(efficacy["original"], efficacy["retrain"])
+    verdict = {None: "fewer than two seeds with both, so the paired test cannot tell whether it sees forgetting",
+               True: "the paired test separates Original and Retrain on it: the board can see forgetting",
+               False: "**the paired test does not separate Original and Retrain on it: this board cannot rank "
+                      "forgetting on this task**"}[separated]
+    return ("The paper's FS does not rank this class-wise board (its non-members are the forgotten class's held-out "
+            f"images, so it does not compare the model with one that never saw the class); MIA-efficacy does, and "
+            f"{verdict}.")
+
+
+def resolution(cells: pd.DataFrame, class_wise: bool = False) -> tuple[list[str], float]:
     """The board's resolution lines and its no-signal FS quantile (nan where the cells do not say their sizes):
     how large an FS no signal reaches at the board's member and non-member counts, and whether the paired test
-    separates Original from Retrain on FS at all (where it does not, the board cannot rank forgetting)."""
+    separates Original from Retrain on FS at all (where it does not, the board cannot rank forgetting). A class-wise
+    board says instead whether MIA-efficacy, the attack that ranks it, separates them."""
     done = cells[cells["status"] == "FINISHED"]
+    verdict = [class_wise_resolution(done), ""] if class_wise else []
     if not {"mia_members", "mia_nonmembers"} <= set(done.columns):
-        return [], math.nan
+        return verdict, math.nan
     sizes = done[["mia_members", "mia_nonmembers"]].dropna()
     if sizes.empty:
-        return [], math.nan
+        return verdict, math.nan
     members, nonmembers = (int(sizes[column].mode().iloc[0]) for column in sizes.columns)
     floor = no_signal_fs(members, nonmembers)
     lines = [f"Resolution: with no signal, the paper's FS at this board's sizes ({members} members, {nonmembers} "
@@ -185,6 +202,8 @@ def resolution(cells: pd.DataFrame) -> tuple[list[str], float]:
     fs = {label: {int(r.seed): float(r.fs) for r in done[done["label"] == label].itertuples()
                   if "fs" in done and not math.isnan(r.fs)} for label in REFERENCES}
     separated = paired_separated(fs["original"], fs["retrain"])
+    if class_wise:
+        return lines + verdict, floor
     if separated is None:
         lines.append("Original vs Retrain: fewer than two seeds with both, so the paired test cannot tell whether this "
                      "board sees forgetting.")
@@ -265,8 +284,8 @@ def stability_lines(per_seed: list[dict[int, float]]) -> list[str]:
     if not estimate.seeds:
         return ["Stability: fewer than three ranked rows or two seeds common to them, so how far this order would "
                 "survive other seeds cannot be estimated.", ""]
-    tau, needed = estimate.tau(estimate.seeds), estimate.seeds_for()
-    need = (f"about {needed} seeds would reach τ ≥ {TARGET_TAU}" if needed else
+    tau, needed = math.floor(100 * estimate.tau(estimate.seeds)) / 100, estimate.seeds_for()  # never rounded up to 0.8
+    need = (f"about {needed} seed{'s' * (needed > 1)} would reach τ ≥ {TARGET_TAU}" if needed else
             f"even {MAX_SEEDS} seeds would not reach τ ≥ {TARGET_TAU}: the ranked rows are closer than their noise")
     line = (f"Stability: two boards of this command on independent sets of {estimate.seeds} seeds would order its "
             f"{len(per_seed)} ranked rows with an expected Kendall τ of {tau:.2f}; {need}.")
@@ -337,7 +356,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                *(column.header for column in columns), "unlearn s", "× retrain", "seeds"]
     body = []
     unavailable = unavailable_attacks(cells)
-    resolution_text, floor = resolution(cells)
+    resolution_text, floor = resolution(cells, class_wise)
     collapsed = {row.label for row in main.itertuples() if at_chance(row.test_acc, row.chance_acc, row.test_count)}
     blind = {row.label for row in main.itertuples() if paper_attack_blind(row.fs, row.mia_logloss, floor)}
     # Below the rows whose score can be read, never sharing the lead: on a NoMUS board the rows whose FS the paper's
