@@ -437,7 +437,7 @@ def test_index_lists_each_board(tmp_path):
     assert lines[0] == "# Leaderboards"
     assert lines[1:4] == ["", (
         "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten with "
-        "the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0, 1, 2 with "
+        "the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0 to 5 with "
         "`--ablate` and commits the boards here. How to read a board: "
         "[Reading the leaderboard](../README.md#reading-the-leaderboard)."), ""]
     assert parse_tables(text) == [[

@@ -45,7 +45,7 @@ def test_workflow_runs_the_grid_and_renders_the_boards():
     assert {"run", "leaderboard"} <= set(subcommands), subcommands
     run = next(argv for argv in _mubench_commands() if argv[0] == "run")
     ctx = _parse(run)
-    assert ctx.params["seeds"] == "0,1,2" and ctx.params["ablate"] and ctx.params["tasks"] == "digits"
+    assert ctx.params["seeds"] == "0,1,2,3,4,5" and ctx.params["ablate"] and ctx.params["tasks"] == "digits"
     assert set(",".join(ctx.params["scenarios"]).split(",")) == {"random", "class:3"}
 
 

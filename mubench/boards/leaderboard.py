@@ -490,7 +490,7 @@ def render_index(folder: Path) -> str:
     return "\n".join([
         "# Leaderboards", "",
         "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten "
-        "with the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0, 1, 2 "
+        "with the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0 to 5 "
         "with `--ablate` and commits the boards here. How to read a board: "
         "[Reading the leaderboard](../README.md#reading-the-leaderboard).", "", table, ""])
 
