@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from mubench.boards.leaderboard import (latest_cells, paired_p_value, paired_separated, render_board, summarise,
+from mubench.boards.leaderboard import (CLASS_WISE_GAP, GAP_METRICS, latest_cells, paired_p_value, paired_separated, render_board, summarise,
                                         tied_with_leader)
 from mubench.boards.stability import Stability
 from mubench.core.store import BoardKey
@@ -46,7 +46,8 @@ def half(cells, key: BoardKey, seeds: set[int], class_wise: bool):
     subset = cells[cells["seed"].astype(int).isin(seeds)]
     board = render_board(tuple(key), subset)
     rows = ranked_rows(board)
-    summary = summarise(subset, by_gap=class_wise).set_index("label")
+    summary = summarise(subset, gap_metrics=CLASS_WISE_GAP if class_wise else GAP_METRICS,
+                        by_gap=class_wise).set_index("label")
     scores = [summary.loc[label, "per_seed_gap" if class_wise else "per_seed"] for _, label in rows]
     means = {label: summary.loc[label, "gap" if class_wise else "nomus"] for _, label in rows}
     ties = tied_with_leader(scores)[1:]
