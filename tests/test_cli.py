@@ -11,7 +11,7 @@ def _rows(board: str) -> dict[str, list[str]]:
     rows = {}
     for line in board.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) > 5 and cells[0].rstrip("=").isdigit():
+        if len(cells) > 5 and (cells[0].rstrip("=").isdigit() or cells[0] == "—"):  # "—": a board that is no verdict
             rows[cells[1].removesuffix(" (collapsed)")] = cells  # smoke references (one epoch) sit at chance
     return rows
 

@@ -98,3 +98,21 @@ def test_a_row_whose_paper_fs_sits_under_the_scale_free_one_is_flagged():
     rows = {line.split("|")[2].strip(): line for line in board.splitlines() if line.startswith("| ")}
     assert "‡" in rows["rescaled"] and "‡" not in rows["original (reference)"] and "‡" not in rows["retrain (reference)"]
     assert "the paper attack is blind here" in board
+
+
+def test_a_board_whose_original_is_at_chance_says_it_is_no_verdict_and_ranks_nothing():
+    """A smoke run's one-epoch references: the Original at chance, so finetune 'beating' Retrain means nothing."""
+    spec = {"original": {"test_acc": (0.08, 0.09, 0.08), "fs": (0.02, 0.03, 0.01), "nomus": (0.53, 0.53, 0.535)},
+            "retrain": {"test_acc": (0.09, 0.08, 0.10), "fs": (0.10, 0.12, 0.11), "nomus": (0.49, 0.48, 0.495)},
+            "finetune": {"test_acc": (0.40, 0.42, 0.41), "fs": (0.01, 0.0, 0.02), "nomus": (0.70, 0.71, 0.70)}}
+    cells = pd.DataFrame(cells_of(spec, chance_acc=0.1, test_count=300))
+    board = render_board(BoardKey("digits", "resnet18", "smoke"), cells)
+    ranks = [line.split("|")[1].strip() for line in board.splitlines()
+             if line.startswith("| ") and not line.startswith("| #")]
+    assert ranks[:3] == ["—", "—", "—"]
+    assert "**Not a verdict: the Original reference is at chance (test acc 0.083, where a constant prediction " \
+           "scores 0.100)" in board and "The smoke preset trains for one epoch" in board
+    # the same rows with an Original that learnt: ranked, no banner
+    cells.loc[cells["label"] == "original", "test_acc"] = 0.9
+    ranked = render_board(BoardKey("digits", "resnet18", "smoke"), cells)
+    assert "Not a verdict" not in ranked and "| 1 " in ranked

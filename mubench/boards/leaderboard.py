@@ -254,6 +254,18 @@ BLIND_RANK_NOTE = ("Its NoMUS rests on that FS, so a ‡ row ranks below every r
                    "never shares the lead. ")
 
 
+def not_a_verdict(main: pd.DataFrame, collapsed: set[str], preset: str) -> list[str]:
+    """The banner of a board whose Original reference is at chance (a smoke run's one-epoch references, a broken
+    recipe): nothing was learnt to forget or keep, so its rows are listed but not ranked. Empty otherwise."""
+    if "original" not in collapsed:
+        return []
+    original = main.set_index("label").loc["original"]
+    smoke = " The smoke preset trains for one epoch: it checks that the pipeline runs." if preset == "smoke" else ""
+    return [f"**Not a verdict: the Original reference is at chance (test acc {original.test_acc:.3f}, where a constant "
+            f"prediction scores {original.chance_acc:.3f}), so it learnt nothing to forget or keep. The rows are listed "
+            f"in the board's order but not ranked.**{smoke}", ""]
+
+
 def paper_attack_blind(fs: float, mia_logloss: float, floor: float) -> bool:
     """Whether the paper's FS sits below the scale-free attack's by more than noise (the board's no-signal FS)."""
     if any(math.isnan(v) for v in (fs, mia_logloss, floor)):
@@ -369,6 +381,9 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     ranked_scores = list(kept["per_seed_gap" if class_wise else "per_seed"]) if len(kept) else []
     ranks = rank_labels(ranked_scores) + [
         str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
+    verdict = not_a_verdict(main, collapsed, BoardKey(*key).preset)
+    if verdict:
+        ranks = ["—"] * len(ranks)
     for rank, row in zip(ranks, main.itertuples()):
         below = (" °" if row.fs < floor else "") + (" ‡" if row.label in blind else "")
         name = f"{row.label} (reference)" if row.label in REFERENCES else row.label
@@ -398,7 +413,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"Rendered from the MLflow store by `mubench leaderboard`. Split manifest SHA-256: "
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
-             *tuned_lines(main, cells), *resolution_text, *stability_lines(ranked_scores),
+             *verdict, *tuned_lines(main, cells), *resolution_text, *stability_lines(ranked_scores),
              table(body, headers), "",
              (CLASS_WISE_RANKING if class_wise else "Ranked by NoMUS = ½·(test acc + 1 − FS). ") +
              "Values are means over seeds; test acc, FS and NoMUS show "
