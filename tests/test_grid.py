@@ -194,6 +194,37 @@ def test_ray_address_needs_the_ray_executor(tmp_path, cli):
     assert result.exit_code == 2 and "--ray-address 'auto' needs --executor ray" in result.stderr
 
 
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_ray_address_where_nothing_answers_is_one_sentence_at_once():
+    from mubench.run.executors import check_ray_address
+    port = closed_port()
+    started = time.perf_counter()
+    with pytest.raises(MubenchError, match=rf"^--ray-address '127.0.0.1:{port}': nothing answered at "
+                                           rf"127.0.0.1:{port} within 5 s \(.*\); start the cluster there"):
+        check_ray_address(f"127.0.0.1:{port}")
+    assert time.perf_counter() - started < 5  # refused at once, not Ray's minutes of retries
+    with pytest.raises(MubenchError, match="is not host:port"):
+        check_ray_address("head-node")
+    check_ray_address("auto")  # left to Ray, which finds or starts a cluster here
+    check_ray_address(None)
+
+
+def test_the_cli_refuses_a_dead_ray_address_before_opening_the_store(tmp_path, cli):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mubench[ray]'")
+    address = f"ray://127.0.0.1:{closed_port()}"
+    result = cli(*SMOKE, "--methods", "original", "--executor", "ray", "--ray-address", address,
+                 "--out", str(tmp_path))
+    assert result.exit_code == 2 and f"--ray-address '{address}': nothing answered" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_executors_board(tmp_path):
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mubench[ray]'")

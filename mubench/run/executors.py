@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 from collections import Counter, OrderedDict
 
 import mlflow
@@ -49,8 +50,29 @@ def make_executor(name: str, ray_address: str | None = None):
         return LocalExecutor()
     if name == "ray":
         _import_ray()  # fail before anything runs
+        check_ray_address(ray_address)
         return RayExecutor(ray_address)
     raise MubenchError(f"--executor {name!r} is not one of {', '.join(EXECUTORS)}.")
+
+
+RAY_CONNECT_SECONDS = 5.0
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """Refuse, in one sentence and before any work, a cluster address where nothing answers (ray.init would retry for
+    minutes). `auto` and no address are left to Ray: they find or start a cluster on this machine."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise MubenchError(f"--ray-address {address!r} is not host:port (e.g. 10.0.0.5:6379, or ray://host:10001 for "
+                           f"Ray Client), nor auto.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise MubenchError(f"--ray-address {address!r}: nothing answered at {host}:{port} within {timeout:g} s "
+                           f"({exc.strerror or exc}); start the cluster there (`ray start --head`) or leave "
+                           f"--ray-address out to run a local Ray instance.") from None
 
 
 def _groups(jobs: list[CellJob]) -> dict[SeedKey, list[CellJob]]:
