@@ -1,5 +1,4 @@
 """The grid at scale: executors, resuming after a kill, concurrent writers, failing cells, ties on the board."""
-import math
 import os
 import statistics
 import signal
