@@ -24,10 +24,12 @@ def simulated_board(rng, means, noise=0.01, seeds=3, seed_effect=0.05) -> list[d
 
 def test_fourteen_rows_equal_to_the_leader_separate_none_at_the_nominal_rate():
     """15 rows with one true score, 3 seeds: the leader is the best of them by chance. Boards where some row is
-    separated from it must stay near 5 % (the family-wise rate): 1,000 boards, binomial sd ≈ 0.007 at 5 %."""
+    separated from it must stay near 5 % (the family-wise rate): 1,000 boards, binomial sd ≈ 0.007 at 5 %. Here
+    0.014 do; Holm over the 14 leader comparisons alone lets 0.098 through (the leader is the best by chance), and each
+    row tested alone 0.695."""
     rng = np.random.default_rng(0)
     boards = [simulated_board(rng, np.zeros(15)) for _ in range(1000)]
-    any_separated = np.mean([rank_labels(rows)[1] != "1=" for rows in boards])
+    any_separated = np.mean([not all(tied_with_leader(rows)[1:]) for rows in boards])
     assert any_separated <= 0.07
     # what the rule must not be: each row tested alone at 95 % separates some row on most such boards
     alone = np.mean([any(paired_separated(rows[0], row) for row in rows[1:]) for rows in boards])
