@@ -97,3 +97,18 @@ def test_a_write_that_fails_leaves_neither_the_file_nor_a_temporary_one(tmp_path
     with pytest.raises(OSError, match="No space"):
         _atomic_write(tmp_path / "entry.pt", breaks)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_save_killed_midway_leaves_temporary_files_that_the_next_use_of_the_entry_removes(tmp_path):
+    """SIGKILL skips the cleanup of a failed write: the next process to take the entry's lock removes what it left,
+    and leaves another entry's temporary files alone (their writer may be alive)."""
+    cache = ModelCache(tmp_path)
+    key, other = cache.key(FIELDS), cache.key({**FIELDS, "seed": 1})
+    stale = [tmp_path / f"{key}.ptab12cd.tmp", tmp_path / f"{key}.jsonx9.tmp"]
+    alive = tmp_path / f"{other}.ptzz.tmp"
+    for path in (*stale, alive):
+        path.write_bytes(b"half a checkpoint")
+    cache.get_or_train(FIELDS, toy_model(3), _train)
+    assert not any(path.exists() for path in stale) and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(key)) == [
+        f"{key}.json", f"{key}.lock", f"{key}.pt"]

@@ -60,6 +60,7 @@ class ModelCache:
         """Load `model` from the cache or train it with `train(model) -> seconds`; return (record, hit)."""
         key = self.key(fields)
         with self._lock(key):
+            self._remove_stale_writes(key)
             record = self.load(key, model)
             if record is not None:
                 return record, True
@@ -67,6 +68,13 @@ class ModelCache:
             record = {"key": key, **fields, "train_seconds": seconds, "created_at": time.time()}
             self.save(key, model, record)
             return record, False
+
+    def _remove_stale_writes(self, key: str) -> None:
+        """Half-written files of this entry left by a process killed while saving it. Only the holder of the entry's
+        lock writes them, so under the lock any that exist are stale."""
+        for path in (*self.root.glob(f"{key}.pt*.tmp"), *self.root.glob(f"{key}.json*.tmp")):
+            log.info("removing %s, left by a save that did not finish", path)
+            path.unlink(missing_ok=True)
 
     @contextmanager
     def _lock(self, key: str):
