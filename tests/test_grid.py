@@ -282,6 +282,36 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_board(tmp_path):
           f"{sum(s == 'RUNNING' for _, s in statuses)} left RUNNING, {8 - len(finished)} run after")
 
 
+def test_ctrl_c_records_the_running_cell_killed_as_interrupted_and_the_same_command_resumes(tmp_path):
+    """SIGINT (Ctrl-C) while a cell runs: exit 130 with one line and no traceback; the cell and the invocation end
+    KILLED with the reason "interrupted" (not FAILED with an empty error, which the board listed as "None"); nothing
+    is left RUNNING; the rerun computes only what had not finished."""
+    command = [str(MUBENCH), *SMOKE, *RESUME_GRID, "--workers", "1", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        statuses = [status for _, status in cell_statuses(tmp_path / "mlflow.db")]
+        if "FINISHED" in statuses and "RUNNING" in statuses:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the grid ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in stderr
+    with sqlite3.connect(tmp_path / "mlflow.db") as conn:
+        runs = conn.execute("select r.status, coalesce(e.value, '') from runs r left join tags e on "
+                            "e.run_uuid = r.run_uuid and e.key = 'mubench.error'").fetchall()
+    assert "RUNNING" not in {status for status, _ in runs}
+    killed = [reason for status, reason in runs if status == "KILLED"]
+    assert killed and set(killed) == {"interrupted"} and "FAILED" not in {status for status, _ in runs}
+    finished = sum(status == "FINISHED" for status, _ in runs)
+    resumed = mubench(*SMOKE, *RESUME_GRID, "--out", str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{8 - finished} cells run, {finished} already finished" in resumed.stderr
+
+
 def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path):
     first = subprocess.Popen([str(MUBENCH), *SMOKE, "--methods", "original,finetune", "--out", str(tmp_path)],
                              env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -24,6 +24,10 @@ def _user_errors(command):
         except MubenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the cell that was running is recorded KILLED (reason: interrupted) and "
+                       "finished cells are kept; the same command resumes.", err=True)
+            sys.exit(130)
     return wrapper
 
 

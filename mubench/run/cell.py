@@ -119,16 +119,33 @@ def run_logged_cell(setup: SeedSetup, refs: References, job: CellJob, summary: R
     # Named parent: in a worker of another process the parent run is not the active one.
     with mlflow.start_run(run_name=cell_run_name(spec, splits, backbone, seed), nested=True,
                           parent_run_id=summary.parent_run_id, tags=tags) as run:
-        mlflow.log_params(params)
         try:
-            scores = run_cell(setup, refs, spec, job.config, seed_plots, attack)
-        except Exception as exc:  # one broken method must not cost the rest of the grid
-            message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
-            log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())
-            mlflow.set_tag(f"{TAG}error", message[:5000])
-            mlflow.end_run(status="FAILED")
-            summary.failures.append(CellFailure(spec.row, splits.task, backbone, seed, message))
-            cell_done(spec.row, splits, backbone, seed, error=message, quiet=plan.quiet)
-            return
-        mlflow.log_metrics(scores)
+            mlflow.log_params(params)
+            try:
+                scores = run_cell(setup, refs, spec, job.config, seed_plots, attack)
+            except Exception as exc:  # one broken method must not cost the rest of the grid
+                message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
+                log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())
+                mlflow.set_tag(f"{TAG}error", message[:5000])
+                mlflow.end_run(status="FAILED")
+                summary.failures.append(CellFailure(spec.row, splits.task, backbone, seed, message))
+                cell_done(spec.row, splits, backbone, seed, error=message, quiet=plan.quiet)
+                return
+            mlflow.log_metrics(scores)
+        except KeyboardInterrupt:
+            end_interrupted(run.info.run_id)
+            raise
     cell_done(spec.row, splits, backbone, seed, scores, quiet=plan.quiet)
+
+
+INTERRUPTED = "interrupted"
+
+
+def end_interrupted(run_id: str) -> None:
+    """End run `run_id` as KILLED with the reason, if it is still the active run, so an interrupted cell or
+    invocation never reads as a failure or as done."""
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run_id:
+        return
+    mlflow.set_tag(f"{TAG}error", INTERRUPTED)
+    mlflow.end_run(status="KILLED")

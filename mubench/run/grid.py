@@ -12,6 +12,7 @@ from mubench.attacks.population import population_unavailable
 from mubench.run.executors import make_executor
 from mubench.run.outlook import announce_run
 from mubench.harness.keys import pretrained_digest
+from mubench.run.cell import end_interrupted
 from mubench.run.cell_keys import cell_key
 from mubench.harness.plan import CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
 from mubench.data.tasks import load_task
@@ -56,7 +57,11 @@ def run(plan: RunPlan) -> RunSummary:
         if not plan.quiet:
             workers = plan.workers if plan.executor == "local" else max(1, (os.cpu_count() or 1) // cell_threads(plan))
             plan = dataclasses.replace(plan, reference_estimates=announce_run(plan, jobs, tasks, workers))
-        executor.run(plan, jobs, tasks, summary)
+        try:
+            executor.run(plan, jobs, tasks, summary)
+        except KeyboardInterrupt:
+            end_interrupted(parent.info.run_id)
+            raise
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
             mlflow.end_run(status="FAILED")
