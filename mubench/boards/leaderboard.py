@@ -199,11 +199,11 @@ def resolution(cells: pd.DataFrame, class_wise: bool = False) -> tuple[list[str]
     lines = [f"Resolution: with no signal, the paper's FS at this board's sizes ({members} members, {nonmembers} "
              f"non-members) stays under {floor:.3f} in 95 % of {NO_SIGNAL_DRAWS} draws; an FS under it (marked °) "
              f"cannot be told from no signal."]
+    if class_wise:
+        return lines + verdict, floor
     fs = {label: {int(r.seed): float(r.fs) for r in done[done["label"] == label].itertuples()
                   if "fs" in done and not math.isnan(r.fs)} for label in REFERENCES}
     separated = paired_separated(fs["original"], fs["retrain"])
-    if class_wise:
-        return lines + verdict, floor
     if separated is None:
         lines.append("Original vs Retrain: fewer than two seeds with both, so the paired test cannot tell whether this "
                      "board sees forgetting.")
