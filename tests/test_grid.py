@@ -287,8 +287,10 @@ def test_ctrl_c_records_the_running_cell_killed_as_interrupted_and_the_same_comm
     KILLED with the reason "interrupted" (not FAILED with an empty error, which the board listed as "None"); nothing
     is left RUNNING; the rerun computes only what had not finished."""
     command = [str(MUBENCH), *SMOKE, *RESUME_GRID, "--workers", "1", "--out", str(tmp_path)]
+    # A job started in the background by a shell (`.ci/run &`) inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the default disposition a terminal's foreground job has.
     process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         statuses = [status for _, status in cell_statuses(tmp_path / "mlflow.db")]
