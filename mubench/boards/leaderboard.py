@@ -355,6 +355,25 @@ def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     return lines + [""] if lines else []
 
 
+def board_order(main: pd.DataFrame, floor: float, class_wise: bool):
+    """(the rows in board order, the rows ranked by their score, collapsed labels, ‡ labels, labels ranked below the
+    readable rows for ‡) from a summary's main rows. Below the rows whose score can be read, never sharing the lead:
+    on a NoMUS board the rows whose FS the paper's attack cannot read, then (on any board) the rows at chance."""
+    collapsed = {row.label for row in main.itertuples() if at_chance(row.test_acc, row.chance_acc, row.test_count)}
+    blind = {row.label for row in main.itertuples() if paper_attack_blind(row.fs, row.mia_logloss, floor)}
+    unread = set() if class_wise else blind - collapsed
+    if len(main):
+        main = pd.concat([main[~main["label"].isin(collapsed | unread)], main[main["label"].isin(unread)],
+                          main[main["label"].isin(collapsed)]])
+    kept = main[~main["label"].isin(collapsed | unread)] if len(main) else main
+    return main, kept, collapsed, blind, unread
+
+
+def ranked_per_seed(kept: pd.DataFrame, class_wise: bool) -> list[dict[int, float]]:
+    """The per-seed scores that rank the kept rows: the gap to Retrain on a class-wise board, NoMUS otherwise."""
+    return list(kept["per_seed_gap" if class_wise else "per_seed"]) if len(kept) else []
+
+
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
     attacks, missing = board_attacks(cells)
     class_wise = BoardKey(*key).class_wise
@@ -369,16 +388,8 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     body = []
     unavailable = unavailable_attacks(cells)
     resolution_text, floor = resolution(cells, class_wise)
-    collapsed = {row.label for row in main.itertuples() if at_chance(row.test_acc, row.chance_acc, row.test_count)}
-    blind = {row.label for row in main.itertuples() if paper_attack_blind(row.fs, row.mia_logloss, floor)}
-    # Below the rows whose score can be read, never sharing the lead: on a NoMUS board the rows whose FS the paper's
-    # attack cannot read, then (on any board) the rows at chance.
-    unread = set() if class_wise else blind - collapsed
-    if len(main):
-        main = pd.concat([main[~main["label"].isin(collapsed | unread)], main[main["label"].isin(unread)],
-                          main[main["label"].isin(collapsed)]])
-    kept = main[~main["label"].isin(collapsed | unread)] if len(main) else main
-    ranked_scores = list(kept["per_seed_gap" if class_wise else "per_seed"]) if len(kept) else []
+    main, kept, collapsed, blind, unread = board_order(main, floor, class_wise)
+    ranked_scores = ranked_per_seed(kept, class_wise)
     ranks = rank_labels(ranked_scores) + [
         str(len(kept) + i + 1) for i in range(len(main) - len(kept))]
     verdict = not_a_verdict(main, collapsed, BoardKey(*key).preset)

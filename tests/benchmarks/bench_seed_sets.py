@@ -9,32 +9,18 @@ Run: .venv/bin/python tests/benchmarks/bench_seed_sets.py --store runs/boards --
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from mubench.boards.leaderboard import (CLASS_WISE_GAP, GAP_METRICS, latest_cells, paired_p_value, paired_separated, render_board, summarise,
+from mubench.boards.leaderboard import (CLASS_WISE_GAP, GAP_METRICS, board_order, latest_cells, paired_p_value,
+                                        paired_separated, rank_labels, ranked_per_seed, resolution, summarise,
                                         tied_with_leader)
 from mubench.boards.stability import Stability
 from mubench.core.store import BoardKey
 from mubench.core.tracking import default_tracking_uri
-
-
-def ranked_rows(board: str) -> list[tuple[str, str]]:
-    """(rank label, row label) of the rows the board ranks by its score: collapsed and ‡ rows left out."""
-    rows = []
-    table = board.split("\n| #", 1)[1].split("\n\n", 1)[0]  # the main table, from its header row
-    for line in ("| #" + table).splitlines():
-        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
-        if len(cells) < 2 or cells[0] in ("#", "") or set(cells[0]) <= set("-:") or "(collapsed)" in cells[1]:
-            continue
-        if any("‡" in c for c in cells):
-            continue
-        rows.append((cells[0], cells[1].removesuffix(" (reference)")))
-    return rows
 
 
 def old_rule_separated(per_seed: list[dict[int, float]]) -> int:
@@ -42,19 +28,20 @@ def old_rule_separated(per_seed: list[dict[int, float]]) -> int:
     return sum(bool(paired_separated(per_seed[0], row)) for row in per_seed[1:])
 
 
-def half(cells, key: BoardKey, seeds: set[int], class_wise: bool):
+def half(cells, seeds: set[int], class_wise: bool) -> dict:
+    """The board's ranked rows on these seeds (as `mubench leaderboard` orders them), its separated counts and its
+    stability estimate."""
     subset = cells[cells["seed"].astype(int).isin(seeds)]
-    board = render_board(tuple(key), subset)
-    rows = ranked_rows(board)
-    summary = summarise(subset, gap_metrics=CLASS_WISE_GAP if class_wise else GAP_METRICS,
-                        by_gap=class_wise).set_index("label")
-    scores = [summary.loc[label, "per_seed_gap" if class_wise else "per_seed"] for _, label in rows]
-    means = {label: summary.loc[label, "gap" if class_wise else "nomus"] for _, label in rows}
+    summary = summarise(subset, gap_metrics=CLASS_WISE_GAP if class_wise else GAP_METRICS, by_gap=class_wise)
+    _, floor = resolution(subset, class_wise)
+    _, kept, *_ = board_order(summary[summary["variant"] == ""], floor, class_wise)
+    scores = ranked_per_seed(kept, class_wise)
     ties = tied_with_leader(scores)[1:]
     separated = sum(not tied and paired_p_value(scores[0], row) is not None for tied, row in zip(ties, scores[1:]))
     estimate = Stability(scores)
-    return {"board": board, "rows": rows, "means": means, "separated": separated, "old": old_rule_separated(scores),
-            "tau": estimate.tau(estimate.seeds), "needed": estimate.seeds_for()}
+    return {"rows": list(zip(rank_labels(scores), kept["label"])),
+            "means": dict(zip(kept["label"], kept["gap" if class_wise else "nomus"])), "separated": separated,
+            "old": old_rule_separated(scores), "tau": estimate.tau(estimate.seeds), "needed": estimate.seeds_for()}
 
 
 def main() -> int:
@@ -72,10 +59,9 @@ def main() -> int:
                    & (cells["preset"] == args.preset) & (cells["scenario"] == args.scenario)]
     if chosen.empty:
         sys.exit(f"No cells of {args.task} × {args.backbone} ({args.preset}, {args.scenario}) in {args.store}.")
-    key = BoardKey(*chosen.iloc[0][list(BoardKey._fields)])
-    class_wise = key.class_wise
+    class_wise = BoardKey(*chosen.iloc[0][list(BoardKey._fields)]).class_wise
     sets = [{int(s) for s in text.split(",")} for text in (args.seeds, args.against)]
-    halves = [half(chosen, key, seeds, class_wise) for seeds in sets]
+    halves = [half(chosen, seeds, class_wise) for seeds in sets]
     for seeds, result in zip(sets, halves):
         print(f"seeds {sorted(seeds)}: {len(result['rows'])} ranked rows; separated from the leader: "
               f"{result['separated']} with Holm over all pairs, {result['old']} with each row tested alone; "
