@@ -15,6 +15,7 @@ uniform) was ignored by the network (FS 0.10 and 0.06), as was training on half 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from sklearn.model_selection import train_test_split
 
 from mubench.data.splits import ROLES, Preprocess, Split, Splits
 from mubench.core.errors import MubenchError
+from mubench.core.ranges import Range
 from mubench.core.losses import TaskKind
 from mubench.data.tasks import Task, read_manifest, register_task, write_manifest
 from mubench.data.tasks import Recipe
@@ -35,7 +37,7 @@ NOISE_SEED = 0
 
 @dataclass(frozen=True)
 class DigitsOptions:
-    noise: float = 0.6  # share of fixed uniform noise in each pixel of the 8×8 images; 0: the clean digits
+    noise: Annotated[float, Range(0, 1, hi_open=True)] = 0.6  # share of fixed uniform noise in each pixel of the 8×8 images; 0: the clean digits
 
     def __post_init__(self):
         if not 0 <= self.noise < 1:

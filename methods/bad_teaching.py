@@ -25,6 +25,7 @@ from mubench.data.splits import Split
 from mubench.core.losses import TaskKind, distill_kl, soft_predictions
 from mubench.unlearn.method_tools import frozen_copy, reinitialise, retain_subset, split_loader
 from mubench.train.training import fit, make_optimizer
+from mubench.core.ranges import BatchSize, Decay, Epochs, Fraction, Rate, Temperature
 
 
 def bad_teaching_loss(student_logits: torch.Tensor, competent_logits: torch.Tensor,
@@ -45,12 +46,12 @@ def bad_teaching_loss(student_logits: torch.Tensor, competent_logits: torch.Tens
 class BadTeaching(Unlearner):
     @dataclass(frozen=True)
     class Config:
-        temperature: float = 1.0  # KL temperature; official code (KL_temperature)
-        retain_fraction: float = 0.3  # share of retain in the unlearning set; official code and paper
-        epochs: int = 1  # official code
-        lr: float = 1e-4  # Adam; official code
-        weight_decay: float = 0.0  # Adam; official code uses none
-        batch_size: int = 0  # 0: the task recipe's (official code: 256)
+        temperature: Temperature = 1.0  # KL temperature; official code (KL_temperature)
+        retain_fraction: Fraction = 0.3  # share of retain in the unlearning set; official code and paper
+        epochs: Epochs = 1  # official code
+        lr: Rate = 1e-4  # Adam; official code
+        weight_decay: Decay = 0.0  # Adam; official code uses none
+        batch_size: BatchSize = 0  # 0: the task recipe's (official code: 256)
     # mubench tune: lr, KL temperature, share of retain
     search_space = {"lr": LogUniform(1e-5, 1e-3), "temperature": LogUniform(0.5, 8.0),
                     "retain_fraction": Uniform(0.1, 1.0)}

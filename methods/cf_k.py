@@ -19,20 +19,21 @@ from mubench.unlearn.api import register_method
 from mubench.core.search import IntRange, LogUniform
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.unlearn.method_tools import last_stages
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate, Stages
 
 
 @register_method("cf-k")
 class CFk(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        k: int = 3  # stages trained, from the output end (ResNet18: layer3, layer4, head); MUFAC benchmark
-        epochs: int = 2  # passes over retain; DLFD authors' MUFAC notebook
-        lr: float = 1e-3  # SGD; DLFD authors' MUFAC notebook
+        k: Stages = 3  # stages trained, from the output end (ResNet18: layer3, layer4, head); MUFAC benchmark
+        epochs: Epochs = 2  # passes over retain; DLFD authors' MUFAC notebook
+        lr: Rate = 1e-3  # SGD; DLFD authors' MUFAC notebook
         optimizer: Literal["sgd", "adam"] = "sgd"  # DLFD authors' MUFAC notebook
-        momentum: float = 0.9  # DLFD authors' MUFAC notebook
-        weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook (as their fine-tuning)
+        momentum: Momentum = 0.9  # DLFD authors' MUFAC notebook
+        weight_decay: Decay = 5e-4  # DLFD authors' MUFAC notebook (as their fine-tuning)
         schedule: Literal["cosine", "constant"] = "constant"  # their per-batch cosine cycles; see the docstring
-        batch_size: int = 0  # retain batch size; 0: the task recipe's
+        batch_size: BatchSize = 0  # retain batch size; 0: the task recipe's
     # mubench tune: stages trained, lr, passes
     search_space = {"k": IntRange(1, 4), "lr": LogUniform(1e-4, 1e-1), "epochs": IntRange(1, 5)}
 

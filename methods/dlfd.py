@@ -98,6 +98,7 @@ from mubench.core.losses import TaskKind, task_loss
 from mubench.unlearn.method_tools import endless
 from mubench.scores.metrics import forgetting_score, mia_scores
 from mubench.train.training import make_optimizer
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Positive, Rate, Steps, Unit, Weight
 
 CHOICES = {"ot": ("exact", "sinkhorn"), "cost": ("cosine", "sqeuclidean"), "features": ("penultimate", "logits"),
            "ce_schedule": ("linear", "constant", "off")}
@@ -154,23 +155,23 @@ class DLFD(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        lr: float = 0.008  # SGD learning rate; authors' MUFAC notebook, kept by the digits sweep (NOTES)
-        momentum: float = 0.9  # SGD momentum; authors' notebooks
-        weight_decay: float = 5e-4  # SGD weight decay; authors' notebooks
-        w_ot: float = 3.0  # weight of the OT distance in the perturbation objective; authors' MUFAC notebook
-        lambda_start: float = 0.0  # CE weight λ at the first batch; authors' MUFAC notebook
-        lambda_end: float = 1.0  # CE weight λ at the last batch; authors' MUFAC notebook
-        steps: int = 5  # K signed-gradient steps on δ per batch; digits sweep (NOTES); authors: 15 MUFAC
-        alpha: float = 0.05  # step of δ on the [0, 1] pixel scale (÷ the task's std per channel); digits sweep
+        lr: Rate = 0.008  # SGD learning rate; authors' MUFAC notebook, kept by the digits sweep (NOTES)
+        momentum: Momentum = 0.9  # SGD momentum; authors' notebooks
+        weight_decay: Decay = 5e-4  # SGD weight decay; authors' notebooks
+        w_ot: Weight = 3.0  # weight of the OT distance in the perturbation objective; authors' MUFAC notebook
+        lambda_start: Unit = 0.0  # CE weight λ at the first batch; authors' MUFAC notebook
+        lambda_end: Unit = 1.0  # CE weight λ at the last batch; authors' MUFAC notebook
+        steps: Steps = 5  # K signed-gradient steps on δ per batch; digits sweep (NOTES); authors: 15 MUFAC
+        alpha: Positive = 0.05  # step of δ on the [0, 1] pixel scale (÷ the task's std per channel); digits sweep
         ot: Literal["exact", "sinkhorn"] = "exact"  # ot.emd2, uniform weights | log-domain ot.sinkhorn2; the paper
-        reg: float = 0.05  # entropic regularisation for ot="sinkhorn", in cost units (cosine cost is in [0, 2])
+        reg: Positive = 0.05  # entropic regularisation for ot="sinkhorn", in cost units (cosine cost is in [0, 2])
         cost: Literal["cosine", "sqeuclidean"] = "cosine"  # 1 − cos clamped at 0 (authors' code) | squared Euclid
         features: Literal["penultimate", "logits"] = "penultimate"  # φ: last Linear's input | authors' code: logits
-        monitor_every: int = 2  # ctx.monitor() every this many batches (and after the last); authors: every batch
-        stop_threshold: float = 0.3  # stop perturbing once the monitor's FS < this; digits (NOTES)
-        max_fs: float = 0.18  # checkpoints with FS ≤ this compete on val accuracy; digits (NOTES)
-        batch_size: int = 0  # retain and forget batch size; 0: the task recipe's (64 on digits)
-        epochs: int = 1  # passes over the retain set; the paper does one
+        monitor_every: Steps = 2  # ctx.monitor() every this many batches (and after the last); authors: every batch
+        stop_threshold: Unit = 0.3  # stop perturbing once the monitor's FS < this; digits (NOTES)
+        max_fs: Unit = 0.18  # checkpoints with FS ≤ this compete on val accuracy; digits (NOTES)
+        batch_size: BatchSize = 0  # retain and forget batch size; 0: the task recipe's (64 on digits)
+        epochs: Epochs = 1  # passes over the retain set; the paper does one
         use_ot: bool = True  # ablation, component 1: off → δ follows the CE term only
         ce_schedule: Literal["linear", "constant", "off"] = "linear"  # ablation 2: λ_start→λ_end | λ_end | 0
         dynamic: bool = True  # ablation, component 3: off → perturb every batch, no monitor, return the last state

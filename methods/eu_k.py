@@ -20,20 +20,21 @@ from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
 from mubench.core.search import IntRange, LogUniform
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.unlearn.method_tools import last_stages, reinitialise
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate, Stages
 
 
 @register_method("eu-k")
 class EUk(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        k: int = 3  # stages re-initialised and trained, from the output end; as CF-k (MUFAC benchmark)
-        epochs: int = 2  # passes over retain; our budget, as CF-k's (Goel et al. use the full recipe)
-        lr: float = 1e-2  # SGD; 10x CF-k's, since the stages start fresh; our choice
+        k: Stages = 3  # stages re-initialised and trained, from the output end; as CF-k (MUFAC benchmark)
+        epochs: Epochs = 2  # passes over retain; our budget, as CF-k's (Goel et al. use the full recipe)
+        lr: Rate = 1e-2  # SGD; 10x CF-k's, since the stages start fresh; our choice
         optimizer: Literal["sgd", "adam"] = "sgd"  # as CF-k (DLFD authors' MUFAC notebook)
-        momentum: float = 0.9  # as CF-k (DLFD authors' MUFAC notebook)
-        weight_decay: float = 5e-4  # as CF-k (DLFD authors' MUFAC notebook)
+        momentum: Momentum = 0.9  # as CF-k (DLFD authors' MUFAC notebook)
+        weight_decay: Decay = 5e-4  # as CF-k (DLFD authors' MUFAC notebook)
         schedule: Literal["cosine", "constant"] = "cosine"  # annealing suits training from scratch; our choice
-        batch_size: int = 0  # retain batch size; 0: the task recipe's
+        batch_size: BatchSize = 0  # retain batch size; 0: the task recipe's
     # mubench tune: stages re-initialised, lr, passes
     search_space = {"k": IntRange(1, 4), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 5)}
 

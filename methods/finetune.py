@@ -12,17 +12,18 @@ from typing import Literal
 from mubench.unlearn.api import register_method
 from mubench.core.search import IntRange, LogUniform
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate
 
 
 @register_method("finetune")
 class Finetune(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        epochs: int = 2  # passes over retain; DLFD authors' MUFAC notebook
-        lr: float = 1e-3  # SGD; DLFD authors' MUFAC notebook
+        epochs: Epochs = 2  # passes over retain; DLFD authors' MUFAC notebook
+        lr: Rate = 1e-3  # SGD; DLFD authors' MUFAC notebook
         optimizer: Literal["sgd", "adam"] = "sgd"  # DLFD authors' MUFAC notebook
-        momentum: float = 0.9  # DLFD authors' MUFAC notebook
-        weight_decay: float = 5e-4  # DLFD authors' MUFAC notebook
+        momentum: Momentum = 0.9  # DLFD authors' MUFAC notebook
+        weight_decay: Decay = 5e-4  # DLFD authors' MUFAC notebook
         schedule: Literal["cosine", "constant"] = "constant"  # their per-batch cosine cycles; see the docstring
-        batch_size: int = 0  # retain batch size; 0: the task recipe's
+        batch_size: BatchSize = 0  # retain batch size; 0: the task recipe's
     search_space = {"lr": LogUniform(1e-4, 1e-1), "epochs": IntRange(1, 5)}  # mubench tune: lr and passes over retain

@@ -23,6 +23,7 @@ from mubench.core.search import IntRange, LogUniform
 from mubench.data.splits import BatchLoader
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.core.losses import task_loss
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate, Weight
 
 
 def l1_coefficient(gamma: float, epoch: int, epochs: int) -> float:
@@ -58,14 +59,14 @@ class L1Sparse(LoopUnlearner):
 
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        gamma: float = 5e-4  # ℓ1 coefficient in the first epoch, decaying linearly; paper (Jia et al. 2023)
-        epochs: int = 10  # passes over retain; official README
-        lr: float = 0.01  # SGD; official README
+        gamma: Weight = 5e-4  # ℓ1 coefficient in the first epoch, decaying linearly; paper (Jia et al. 2023)
+        epochs: Epochs = 10  # passes over retain; official README
+        lr: Rate = 0.01  # SGD; official README
         optimizer: Literal["sgd", "adam"] = "sgd"  # official code
-        momentum: float = 0.9  # official code (arg_parser default)
-        weight_decay: float = 5e-4  # official code (arg_parser default)
+        momentum: Momentum = 0.9  # official code (arg_parser default)
+        weight_decay: Decay = 5e-4  # official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
-        batch_size: int = 0  # retain batch size; 0: the task recipe's (official: 256)
+        batch_size: BatchSize = 0  # retain batch size; 0: the task recipe's (official: 256)
     # mubench tune: ℓ1 weight, lr, passes
     search_space = {"gamma": LogUniform(1e-5, 1e-2), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}
 

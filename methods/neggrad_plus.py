@@ -25,6 +25,7 @@ from mubench.core.errors import MubenchError
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.core.losses import TaskKind, task_loss
 from mubench.unlearn.method_tools import endless
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate, Unit
 
 
 class RetainWithForget:
@@ -53,14 +54,14 @@ def neggrad_plus_loss(retain_logits: torch.Tensor, retain_targets: torch.Tensor,
 class NegGradPlus(LoopUnlearner):
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        beta: float = 0.95  # weight of the retain loss (ng_alpha); official SCRUB code, small-scale setting
-        epochs: int = 5  # passes over retain; official SCRUB code (5-10)
-        lr: float = 0.01  # SGD; official SCRUB code
+        beta: Unit = 0.95  # weight of the retain loss (ng_alpha); official SCRUB code, small-scale setting
+        epochs: Epochs = 5  # passes over retain; official SCRUB code (5-10)
+        lr: Rate = 0.01  # SGD; official SCRUB code
         optimizer: Literal["sgd", "adam"] = "sgd"  # official SCRUB code
-        momentum: float = 0.9  # official SCRUB code
-        weight_decay: float = 5e-4  # official SCRUB code
+        momentum: Momentum = 0.9  # official SCRUB code
+        weight_decay: Decay = 5e-4  # official SCRUB code
         schedule: Literal["cosine", "constant"] = "constant"  # our choice: no decay over the few epochs
-        batch_size: int = 0  # retain and forget batch size; 0: the task recipe's
+        batch_size: BatchSize = 0  # retain and forget batch size; 0: the task recipe's
     # mubench tune: the retain/forget balance, lr, passes
     search_space = {"beta": Uniform(0.5, 1.0), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 8)}
 

@@ -22,6 +22,7 @@ from mubench.unlearn.api import UnlearnContext, UnlearnData, register_method
 from mubench.core.search import IntRange, LogUniform
 from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.unlearn.method_tools import RelabelledForgetThenRetain
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate
 
 
 @register_method("random-label")
@@ -30,13 +31,13 @@ class RandomLabel(LoopUnlearner):
 
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        epochs: int = 10  # passes over forget then retain; SalUn official README's CIFAR-10 example (RL's loop)
-        lr: float = 0.013  # SGD; the same example, so SalUn without its mask is exactly this method
+        epochs: Epochs = 10  # passes over forget then retain; SalUn official README's CIFAR-10 example (RL's loop)
+        lr: Rate = 0.013  # SGD; the same example, so SalUn without its mask is exactly this method
         optimizer: Literal["sgd", "adam"] = "sgd"  # SalUn official code
-        momentum: float = 0.9  # SalUn official code (arg_parser default)
-        weight_decay: float = 5e-4  # SalUn official code (arg_parser default)
+        momentum: Momentum = 0.9  # SalUn official code (arg_parser default)
+        weight_decay: Decay = 5e-4  # SalUn official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
-        batch_size: int = 0  # forget and retain batch size; 0: the task recipe's (official: 256)
+        batch_size: BatchSize = 0  # forget and retain batch size; 0: the task recipe's (official: 256)
     search_space = {"lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}  # mubench tune: lr and passes
 
     def batches(self, data: UnlearnData, ctx: UnlearnContext) -> RelabelledForgetThenRetain:

@@ -37,6 +37,7 @@ from mubench.unlearn.loop import LoopConfig, LoopUnlearner
 from mubench.core.losses import task_loss
 from mubench.unlearn.method_tools import RelabelledForgetThenRetain
 from mubench.train.training import fit, make_optimizer, make_scheduler
+from mubench.core.ranges import BatchSize, Decay, Epochs, Fraction, Momentum, Rate
 
 
 def forget_gradient(model: nn.Module, data: UnlearnData, batch_size: int | None = None) -> dict[str, torch.Tensor]:
@@ -86,14 +87,14 @@ class SalUn(LoopUnlearner):
 
     @dataclass(frozen=True)
     class Config(LoopConfig):
-        mask_fraction: float = 0.5  # share of weights updated (top |forget gradient|); official README (with_0.5)
-        epochs: int = 10  # passes over forget then retain; official README (CIFAR-10 example)
-        lr: float = 0.013  # SGD; official README (CIFAR-10 example)
+        mask_fraction: Fraction = 0.5  # share of weights updated (top |forget gradient|); official README (with_0.5)
+        epochs: Epochs = 10  # passes over forget then retain; official README (CIFAR-10 example)
+        lr: Rate = 0.013  # SGD; official README (CIFAR-10 example)
         optimizer: Literal["sgd", "adam"] = "sgd"  # official code
-        momentum: float = 0.9  # official code (arg_parser default)
-        weight_decay: float = 5e-4  # official code (arg_parser default)
+        momentum: Momentum = 0.9  # official code (arg_parser default)
+        weight_decay: Decay = 5e-4  # official code (arg_parser default)
         schedule: Literal["cosine", "constant"] = "constant"  # official milestones (91, 136) never reached
-        batch_size: int = 0  # mask, forget and retain batch size; 0: the task recipe's (official: 256)
+        batch_size: BatchSize = 0  # mask, forget and retain batch size; 0: the task recipe's (official: 256)
     # mubench tune: saliency share, lr, passes
     search_space = {"mask_fraction": Uniform(0.1, 1.0), "lr": LogUniform(1e-3, 1e-1), "epochs": IntRange(1, 10)}
 

@@ -25,6 +25,7 @@ from mubench.core.search import IntRange, LogUniform
 from mubench.core.losses import TaskKind, distill_kl, soft_predictions, task_loss
 from mubench.unlearn.method_tools import frozen_copy
 from mubench.train.training import fit, make_optimizer
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate, Rounds, Temperature, Weight
 
 
 def scrub_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: TaskKind,
@@ -38,16 +39,16 @@ def scrub_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: T
 class SCRUB(Unlearner):
     @dataclass(frozen=True)
     class Config:
-        epochs: int = 3  # min passes over retain (sgda_epochs); official code
-        max_steps: int = 2  # epochs that start with a max pass over forget (msteps); official code
-        lr: float = 5e-4  # SGD (sgda_learning_rate); official code
-        momentum: float = 0.9  # official code
-        weight_decay: float = 5e-4  # official code
-        gamma: float = 0.99  # weight of the task loss in min steps; official code
-        alpha: float = 0.001  # weight of the KL in min steps; official code
-        temperature: float = 4.0  # distillation temperature (kd_T); official code
-        batch_size: int = 0  # retain batch size; 0: the task recipe's (official: 256; see the docstring)
-        forget_batch_size: int = 0  # 0: twice the retain batch size, the official 512 / 256 ratio
+        epochs: Epochs = 3  # min passes over retain (sgda_epochs); official code
+        max_steps: Rounds = 2  # epochs that start with a max pass over forget (msteps); official code
+        lr: Rate = 5e-4  # SGD (sgda_learning_rate); official code
+        momentum: Momentum = 0.9  # official code
+        weight_decay: Decay = 5e-4  # official code
+        gamma: Weight = 0.99  # weight of the task loss in min steps; official code
+        alpha: Weight = 0.001  # weight of the KL in min steps; official code
+        temperature: Temperature = 4.0  # distillation temperature (kd_T); official code
+        batch_size: BatchSize = 0  # retain batch size; 0: the task recipe's (official: 256; see the docstring)
+        forget_batch_size: BatchSize = 0  # 0: twice the retain batch size, the official 512 / 256 ratio
     # mubench tune: lr, KL weight, max and min passes
     search_space = {"lr": LogUniform(1e-4, 1e-2), "alpha": LogUniform(1e-4, 1e-1), "max_steps": IntRange(1, 3),
                     "epochs": IntRange(2, 5)}

@@ -27,6 +27,7 @@ from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner, register
 from mubench.core.search import LogUniform
 from mubench.data.splits import BatchLoader
 from mubench.core.losses import TaskKind, task_loss
+from mubench.core.ranges import Positive, Size
 
 
 def importances(model: nn.Module, batches: BatchLoader, kind: TaskKind) -> dict[str, torch.Tensor]:
@@ -67,9 +68,9 @@ class SSD(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        alpha: float = 10.0  # selection: forget importance > α × overall; paper and official code (ResNet18, CIFAR)
-        lam: float = 1.0  # dampening λ: β = min(λ·overall/forget, 1); paper and official code (ResNet18, CIFAR)
-        batch_size: int = 128  # batches of the importance estimates; official code's loaders
+        alpha: Positive = 10.0  # selection: forget importance > α × overall; paper and official code (ResNet18, CIFAR)
+        lam: Positive = 1.0  # dampening λ: β = min(λ·overall/forget, 1); paper and official code (ResNet18, CIFAR)
+        batch_size: Size = 128  # batches of the importance estimates; official code's loaders
     # mubench tune: selection α and dampening λ, the paper's two
     search_space = {"alpha": LogUniform(1.0, 100.0), "lam": LogUniform(0.1, 10.0)}
 

@@ -31,6 +31,7 @@ from mubench.data.splits import BatchLoader
 from mubench.core.losses import TaskKind, task_loss
 from mubench.unlearn.method_tools import retain_subset, split_loader
 from mubench.train.training import fit, make_optimizer
+from mubench.core.ranges import BatchSize, Decay, Epochs, Fraction, Rate, Steps
 
 
 def noise_loss(logits: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, l2: float,
@@ -62,17 +63,17 @@ class RetainWithNoise:
 class UNSIR(Unlearner):
     @dataclass(frozen=True)
     class Config:
-        noise_epochs: int = 5  # rounds of noise optimisation; official code (num_epochs)
-        noise_steps: int = 8  # Adam steps on the noise per round; official code (num_steps)
-        noise_lr: float = 0.1  # Adam lr of the noise; official code
-        noise_l2: float = 0.1  # weight of the batch-mean Σ_CHW n² penalty; official code
-        retain_fraction: float = 0.2  # retain subset for impair and repair; official code (1,000 of 5,000 a class)
-        impair_epochs: int = 1  # official code
-        impair_lr: float = 0.02  # Adam; official code
-        repair_epochs: int = 1  # passes over the retain subset; official code
-        repair_lr: float = 0.01  # Adam; official code
-        weight_decay: float = 0.0  # Adam weight decay in impair and repair; official code uses none
-        batch_size: int = 0  # 0: the task recipe's (official code: 256)
+        noise_epochs: Epochs = 5  # rounds of noise optimisation; official code (num_epochs)
+        noise_steps: Steps = 8  # Adam steps on the noise per round; official code (num_steps)
+        noise_lr: Rate = 0.1  # Adam lr of the noise; official code
+        noise_l2: Decay = 0.1  # weight of the batch-mean Σ_CHW n² penalty; official code
+        retain_fraction: Fraction = 0.2  # retain subset for impair and repair; official code (1,000 of 5,000 a class)
+        impair_epochs: Epochs = 1  # official code
+        impair_lr: Rate = 0.02  # Adam; official code
+        repair_epochs: Epochs = 1  # passes over the retain subset; official code
+        repair_lr: Rate = 0.01  # Adam; official code
+        weight_decay: Decay = 0.0  # Adam weight decay in impair and repair; official code uses none
+        batch_size: BatchSize = 0  # 0: the task recipe's (official code: 256)
     # mubench tune: the noise's and both phases' learning rates
     search_space = {"noise_lr": LogUniform(1e-2, 1.0), "impair_lr": LogUniform(2e-3, 2e-1),
                     "repair_lr": LogUniform(1e-3, 1e-1)}

@@ -8,6 +8,8 @@ from torch import nn
 
 from mubench.unlearn.api import METHODS, Unlearner
 from mubench.core.losses import task_loss
+from mubench.core.ranges import Epochs, Rate
+from mubench.core.search import IntRange, LogUniform
 from mubench.kits.method_kit import CHECKS, reachable_test_paths, toy_cell
 
 
@@ -74,7 +76,66 @@ class WrongShape(Unlearner):
         return nn.Sequential(nn.Flatten(), nn.LazyLinear(1))
 
 
+class Unranged(Unlearner):
+    @dataclass(frozen=True)
+    class Config:
+        lr: float = 0.1  # a bare float: no declared range
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class DefaultOutsideSpace(Unlearner):
+    @dataclass(frozen=True)
+    class Config:
+        lr: Rate = 0.5
+
+    search_space = {"lr": LogUniform(1e-4, 1e-1)}
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class SpaceOutsideRange(Unlearner):
+    @dataclass(frozen=True)
+    class Config:
+        epochs: Epochs = 2
+
+    search_space = {"epochs": IntRange(0, 5)}  # epochs=0 is refused by the Config
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class AblationOutOfRange(Unlearner):
+    @dataclass(frozen=True)
+    class Config:
+        lr: Rate = 0.1
+
+    ablations = {"frozen": {"lr": 0.0}}
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+class SameOrderEverySeed(Unlearner):
+    """Fine-tunes on retain shuffled with the loader's default seed, whatever ctx.seed is."""
+
+    def unlearn(self, model, data, ctx):
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+        for x, y in data.loader("retain", shuffle=True):
+            optimiser.zero_grad()
+            task_loss(model(x), y, data.kind).backward()
+            optimiser.step()
+        return model
+
+
 @pytest.mark.parametrize("method, check, says", [
+    (Unranged, "ranges_and_space", "declare no range"),
+    (DefaultOutsideSpace, "ranges_and_space", "outside its own search space"),
+    (SpaceOutsideRange, "ranges_and_space", "reaches values its Config refuses"),
+    (AblationOutOfRange, "ranges_and_space", "lr must be > 0"),
+    (SameOrderEverySeed, "seeded_order", "shuffles retain in the same order"),
     (PeeksAtTest, "never_reaches_test", "reads test data"),
     (Unseeded, "deterministic", "not deterministic"),
     (StoresMore, "interface", "must store only"),
@@ -125,3 +186,29 @@ def test_the_scan_visits_at_most_limit_objects():
     roots = {"first": test.labels, "second": test.images}
     assert reachable_test_paths(roots, test, limit=1) == ["first"]
     assert reachable_test_paths(roots, test, limit=2) == ["first", "second"]
+
+
+class Registered(Unlearner):
+    registered_name = "as-decorated"
+
+    def unlearn(self, model, data, ctx):
+        return model
+
+
+def test_the_kit_rejects_an_entry_point_named_otherwise_than_the_decorator(monkeypatch):
+    import importlib.metadata
+    ep = importlib.metadata.EntryPoint("as-listed", f"{__name__}:Registered", "mubench.methods")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [ep] if group == ep.group else [])
+    with pytest.raises(AssertionError, match="entry point 'as-listed' points to .*names 'as-decorated'"):
+        CHECKS["entry_point"](Registered)
+
+
+def test_the_registry_refuses_a_plugin_whose_entry_point_and_decorator_disagree():
+    import importlib.metadata
+    from mubench.core.registry import Registry, RegistryError
+    registry = Registry("method", {}, "mubench.methods")
+    registry._plugins = {"as-listed": importlib.metadata.EntryPoint("as-listed", f"{__name__}:Registered",
+                                                                    "mubench.methods")}
+    with pytest.raises(RegistryError, match="registers itself as 'as-decorated'"):
+        registry.get("as-listed")
+    assert "as-decorated" not in registry.names()

@@ -8,6 +8,7 @@ import typing
 from typing import Any, Literal, get_args, get_origin
 
 from mubench.core.errors import MubenchError
+from mubench.core.ranges import check_value, field_ranges
 
 
 def parse_assignments(items: tuple[str, ...] | list[str], option: str = "--set",
@@ -23,8 +24,9 @@ def parse_assignments(items: tuple[str, ...] | list[str], option: str = "--set",
     return out
 
 
-def build_config(config_cls: type, method: str, raw: dict[str, str], option: str = "--set"):
-    """A Config instance with the raw strings converted to each field's declared type."""
+def build_config(config_cls: type, method: str, raw: dict[str, str], option: str = "--set", unusual_ok: bool = True):
+    """A Config instance with the raw strings converted to each field's declared type, each given value within its
+    field's declared range (and, unless `unusual_ok`, under its usual bound)."""
     hints = typing.get_type_hints(config_cls)
     known = {f.name for f in dataclasses.fields(config_cls)}
     values = {}
@@ -33,6 +35,10 @@ def build_config(config_cls: type, method: str, raw: dict[str, str], option: str
             raise MubenchError(f"{option} {method}.{name}: {method} has no field {name!r}; "
                                f"its fields are: {', '.join(sorted(known)) or '(none)'}.")
         values[name] = _convert(text, hints[name], f"{option} {method}.{name}")
+    ranges = field_ranges(config_cls)
+    for name, value in values.items():
+        if name in ranges:
+            check_value(f"{option} {method}.{name}", name, value, ranges[name], unusual_ok)
     return config_cls(**values)
 
 

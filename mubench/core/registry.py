@@ -80,6 +80,12 @@ class Registry(Generic[T]):
             self.plugin_errors[name] = f"distribution {dist!r}: {why}"
             raise RegistryError(f"{self.kind} {name!r} from plugin distribution {dist!r} failed to "
                                 f"import ({why}); fix or uninstall {dist!r}.") from None
+        decorated = vars(obj).get("registered_name") if isinstance(obj, type) else None
+        if decorated and decorated != name:
+            self.plugin_errors[name] = f"distribution {dist!r}: entry point {name!r} names {decorated!r}"
+            raise RegistryError(f"entry point {name!r} of plugin distribution {dist!r} points to a {self.kind} that "
+                                f"registers itself as {decorated!r}; give the entry point and the decorator the "
+                                f"same name.")
         if self._entries.get(name) is not obj:
             self._add(name, obj)
         return obj

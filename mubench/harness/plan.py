@@ -50,7 +50,7 @@ class MethodSpec:
 
 
 def method_specs(names: list[str], assignments: tuple[str, ...] | list[str], ablate: bool = False,
-                 references: bool = True) -> list[MethodSpec]:
+                 references: bool = True, unusual_ok: bool = False) -> list[MethodSpec]:
     """One spec per method; with `ablate`, also one per ablation variant the method declares; with `references`,
     the Original and Retrain rows first whether or not they were named."""
     overrides = parse_assignments(assignments)
@@ -63,7 +63,7 @@ def method_specs(names: list[str], assignments: tuple[str, ...] | list[str], abl
     specs = []
     for name in names:
         cls = METHODS.get(name)
-        config = build_config(cls.Config, name, overrides.get(name, {}))  # validates names and types now
+        config = build_config(cls.Config, name, overrides.get(name, {}), unusual_ok=unusual_ok)  # names, types, ranges
         typed = {field: getattr(config, field) for field in overrides.get(name, {})}
         specs.append(MethodSpec(name, tuple(typed.items())))
         if ablate:

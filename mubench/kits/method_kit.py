@@ -24,6 +24,8 @@ from torch import nn
 from mubench.unlearn.api import METHODS, UnlearnContext, UnlearnData, Unlearner
 from mubench.train.backbones import Classifier, make_head
 from mubench.core.config import build_config, config_from_params, param_text
+from mubench.core.ranges import check_config, space_outside_ranges, unranged_fields
+from mubench.core.search import outside_space
 from mubench.data.splits import Preprocess, Split, Splits
 from mubench.core.errors import MubenchError
 from mubench.core.losses import TaskKind
@@ -359,9 +361,80 @@ def _children(path: str, obj) -> list[tuple[str, object]]:
     return out
 
 
+def check_ranges_and_space(method) -> None:
+    """Every int and float field declares its valid range (mubench.core.ranges); the defaults, ablations and task
+    defaults lie in it; the search space names fields, holds the defaults and stays inside the ranges."""
+    cls = method_class(method)
+    name = _name(cls)
+    bare = unranged_fields(cls.Config)
+    if bare:
+        _fail(f"{name}.Config fields {bare} declare no range; type them with mubench.core.ranges "
+              f"(e.g. `lr: Rate = 0.01`, `epochs: Epochs = 2`) or Annotated[int, Range(lo, hi)].")
+    for label, config in _configs(cls).items():
+        try:
+            check_config(config, f"{name} {label}")
+        except MubenchError as exc:
+            _fail(str(exc))
+    if cls.search_space:
+        outside = outside_space(cls.search_space, cls.Config())
+        if outside:
+            _fail(f"{name}'s defaults lie outside its own search space: {outside}; the tuned configuration must "
+                  f"compete with them.")
+        beyond = space_outside_ranges(cls.Config, cls.search_space)
+        if beyond:
+            _fail(f"{name}.search_space reaches values its Config refuses: {beyond}.")
+
+
+def _shuffle_seeds(cls, cell: ToyCell, seed: int) -> list[tuple[str, int]]:
+    """(role, seed) of every shuffled loader the method asks `data.loader` for, unlearning under `seed`."""
+    asked = []
+    loader = UnlearnData.loader
+
+    def spy(self, role, *args, shuffle: bool = True, seed: int = 0, **kwargs):
+        if shuffle:
+            asked.append((role, seed))
+        return loader(self, role, *args, shuffle=shuffle, seed=seed, **kwargs)
+
+    UnlearnData.loader = spy
+    try:
+        with single_thread():
+            unlearn_once(cls(quick_config(cls)), cell.original, cell.data, seed=seed,
+                         monitor=split_monitor(cell.splits, cell.data), retrained=cell.retrained_copy())
+    finally:
+        UnlearnData.loader = loader
+    return asked
+
+
+def check_seeded_order(method) -> None:
+    """Shuffled loaders follow the grid seed: `data.loader(..., seed=ctx.seed)`, so that seeds differ in data order
+    (the default seed 0 would give every seed of a grid the same order)."""
+    cls = method_class(method)
+    cell = toy_cell(TaskKind.MULTICLASS)
+    first, second = _shuffle_seeds(cls, cell, 0), _shuffle_seeds(cls, cell, 1)
+    same = sorted({role for (role, a), (_, b) in zip(first, second) if a == b})
+    if same:
+        _fail(f"{_name(cls)} shuffles {', '.join(same)} in the same order under grid seeds 0 and 1; pass "
+              f"seed=ctx.seed (or a value derived from it) to data.loader.")
+
+
+def check_entry_point(method) -> None:
+    """A plugin's entry-point name is the name its @register_method decorator gives."""
+    from importlib.metadata import entry_points
+    cls = method_class(method)
+    for ep in entry_points(group="mubench.methods"):
+        if ep.value.split(":")[0] != cls.__module__ or ep.value.split(":")[-1] != cls.__qualname__:
+            continue
+        if cls.registered_name and ep.name != cls.registered_name:
+            _fail(f"entry point {ep.name!r} points to {_name(cls)}, which @register_method names "
+                  f"{cls.registered_name!r}; give both the same name.")
+
+
 CHECKS = {
     "interface": check_interface,
     "config_round_trip": check_config_round_trip,
+    "ranges_and_space": check_ranges_and_space,
+    "seeded_order": check_seeded_order,
+    "entry_point": check_entry_point,
     "task_kinds": check_task_kinds,
     "deterministic": check_deterministic,
     "never_reaches_test": check_never_reaches_test,

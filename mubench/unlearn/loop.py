@@ -14,17 +14,18 @@ from torch import nn
 from mubench.unlearn.api import UnlearnContext, UnlearnData, Unlearner
 from mubench.core.losses import task_loss
 from mubench.train.training import fit, make_optimizer, make_scheduler
+from mubench.core.ranges import BatchSize, Decay, Epochs, Momentum, Rate
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    epochs: int = 2  # passes over the method's batches
-    lr: float = 1e-3  # learning rate
+    epochs: Epochs = 2  # passes over the method's batches
+    lr: Rate = 1e-3  # learning rate
     optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 5e-4
+    momentum: Momentum = 0.9  # SGD only
+    weight_decay: Decay = 5e-4
     schedule: Literal["cosine", "constant"] = "cosine"  # per-step lr schedule over all epochs
-    batch_size: int = 0  # 0: the task recipe's batch size
+    batch_size: BatchSize = 0  # 0: the task recipe's batch size
 
 
 class LoopUnlearner(Unlearner):
