@@ -4,6 +4,7 @@ per epoch: the cheapest method with a search space)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -157,6 +158,35 @@ def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
     assert tune(plan, [METHOD], trials=4).trials_run == 0
 
 
+def test_an_interrupted_trial_is_killed_not_failed_and_a_resume_runs_it_again(tmp_path, cache, monkeypatch):
+    from mlflow import MlflowClient
+    from mubench.core.store import EXPERIMENT
+    real, calls = tune_module.unlearn_on_val, []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tune_module, "unlearn_on_val", second_is_interrupted)
+    plan = make_plan(tmp_path, cache)
+    with pytest.raises(KeyboardInterrupt):
+        tune(plan, [METHOD], trials=3)
+    trials = study_trials(tmp_path)
+    assert len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1].user_attrs["killed"] and trials[1].user_attrs["error"] == "interrupted"
+    client = MlflowClient(default_tracking_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED", "KILLED"}
+    assert {r.data.tags.get("mubench.error") for r in runs if r.info.status == "KILLED"} == {"interrupted"}
+    killed_kinds = sorted(r.data.tags["mubench.kind"] for r in runs if r.info.status == "KILLED")
+    assert killed_kinds == ["trial", "tune"]
+    monkeypatch.setattr(tune_module, "unlearn_on_val", real)
+    again = tune(plan, [METHOD], trials=3)
+    assert again.trials_run == 2  # the interrupted trial does not count against the budget
+    assert (again.methods[0].trials, again.methods[0].failed) == (3, 0)
+
+
 def test_trials_are_child_runs_the_boards_never_show(first_tune):
     from mlflow import MlflowClient
     from mubench.core.tracking import cell_runs
@@ -308,3 +338,41 @@ def test_the_preset_file_records_each_methods_outcome_as_the_study_holds_it(firs
     assert entry["unlearn_seconds"] == pytest.approx(sum(t.user_attrs["unlearn_seconds"] for t in trials))
     assert entry["cost_x_retrain"] == pytest.approx(entry["unlearn_seconds"] / result.methods[0].retrain_seconds)
     assert entry["set"] == {k: str(v) for k, v in best.params.items()}
+
+
+def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_or_running(tmp_path):
+    """SIGINT to `mubench tune` while a trial runs, as a user's Ctrl-C: no Optuna traceback, the trial killed (not
+    counted), and the same command then runs exactly the trials the budget still lacks."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    mubench = Path(sys.executable).parent / "mubench"
+    command = [str(mubench), "tune", "--methods", METHOD, "--trials", "4", "--preset", "smoke", "--threads", "1",
+               "--quiet", "--out", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MUBENCH_CACHE", "MUBENCH_DATA")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def trial_states() -> list[str]:
+        try:
+            with sqlite3.connect(f"file:{tmp_path / STUDY_DB}?mode=ro", uri=True, timeout=30) as conn:
+                return [state for (state,) in conn.execute("select state from trials order by number")]
+        except sqlite3.Error:
+            return []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and "RUNNING" not in trial_states()[1:]:
+        time.sleep(0.05)
+    assert process.poll() is None, "the tune ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in stderr
+    states = trial_states()
+    assert "RUNNING" not in states and "FAIL" not in states and states.count("PRUNED") == 1
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{4 - states.count('COMPLETE')} trials run now" in resumed.stderr
+    row = next(line.split() for line in resumed.stdout.splitlines() if line.startswith(METHOD))
+    assert row[1:3] == ["4", "0"]  # trials, failed

@@ -25,13 +25,34 @@ def _user_errors(command):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted: the cell that was running is recorded KILLED (reason: interrupted) and "
-                       "finished cells are kept; the same command resumes.", err=True)
+            click.echo("interrupted: the cell or trial that was running is recorded KILLED (reason: interrupted) "
+                       "and finished ones are kept; the same command resumes.", err=True)
             sys.exit(130)
     return wrapper
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """Click's own errors (a bad choice, a number out of an option's range) as one line too, instead of usage text."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `mubench`: the help, as click shows it
+                exc.show()
+                sys.exit(exc.exit_code)
+            where = f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None) else ""
+            click.echo(f"error: {exc.format_message().rstrip('.')}{where}.", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(package_name="mubench")
 def main() -> None:
     """mubench: a benchmark suite for machine unlearning on image classifiers."""
@@ -155,11 +176,14 @@ def _where_options(command):
 @click.option("--preset-from", type=click.Path(path_type=Path), metavar="FILE",
               help="Apply the configurations `mubench tune` wrote (tuned-preset.json) as --set overrides of the "
                    "methods run; an explicit --set of the same field wins. Their cells and board say they were tuned.")
+@click.option("--yes", "unusual_ok", is_flag=True,
+              help="Accept values far above their usual bound (epochs, steps, learning rates, shadows, trials) that "
+                   "are otherwise refused as likely typos.")
 @_where_options
 @_user_errors
 def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_root, assignments, task_assignments, preset, device, head,
         pretrained, cache_dir, ablate, force, quiet, no_plots, executor, ray_address, threads, workers, attack,
-        shadows, preset_from) -> None:
+        shadows, preset_from, unusual_ok) -> None:
     """Run every method × task × backbone × seed cell, log it to MLflow and render the leaderboards."""
     from mubench.run.grid import run as run_grid
     from mubench.harness.plan import RunPlan
@@ -167,7 +191,7 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     from mubench.harness.plan import method_specs
     from mubench.core.progress import line as progress_line
     from mubench.core.tracking import default_tracking_uri
-    from mubench.train.backbones import BACKBONES
+    from mubench.train.backbones import BACKBONES, check_pretrained
     from mubench.data.tasks import TASKS, task_options
 
     task_names = _names(tasks, TASKS, "--tasks")
@@ -184,9 +208,14 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
         without = f"--attack {attack} trains none" if attacks else "without an attack no shadow model is trained"
         raise MubenchError(f"--shadows {shadows} needs an attack that trains shadow models (e.g. --attack lira); "
                            f"{without}.")
+    _usual("--shadows", shadows, USUAL_SHADOWS, unusual_ok)
+    backbone_names = _names(backbones, BACKBONES, "--backbones")
+    if pretrained is not None:
+        check_pretrained(pretrained, backbone_names, head)
     plan = RunPlan(
-        methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate),
-        tasks=task_names, backbones=_names(backbones, BACKBONES, "--backbones"),
+        methods=method_specs(_names(methods, _methods_registry(), "--methods"), assignments, ablate,
+                             unusual_ok=unusual_ok),
+        tasks=task_names, backbones=backbone_names,
         seeds=_seeds(seeds), out=_writable(out), tracking_uri=tracking_uri or default_tracking_uri(out),
         preset=preset, device=_device(device), data_root=data_root, head=head, pretrained=pretrained,
         cache_dir=cache_dir or _default_cache(out), quiet=quiet, force=force, plots=not no_plots,
@@ -242,13 +271,16 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Torch threads (0: all cores). Part of a study's identity: CPU results depend on it.")
 @click.option("--quiet", is_flag=True, help="No progress (bars on a terminal, else a line per reference).")
+@click.option("--yes", "unusual_ok", is_flag=True,
+              help="Accept values far above their usual bound (epochs, steps, learning rates, shadows, trials) that "
+                   "are otherwise refused as likely typos.")
 @_where_options
 @_user_errors
 def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, tracking_uri, data_root,
-         task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet) -> None:
+         task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet, unusual_ok) -> None:
     """Tune methods with the same number of trials each, on val only (never test), and write the best
     configurations as a preset for `mubench run --preset-from`."""
-    from mubench.train.backbones import BACKBONES
+    from mubench.train.backbones import BACKBONES, check_pretrained
     from mubench.harness.plan import RunPlan
     from mubench.data.tasks import TASKS, task_options
     from mubench.core.tracking import default_tracking_uri
@@ -259,6 +291,9 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
     task_names, backbone_names = _names(tasks, TASKS, "--tasks"), _names(backbones, BACKBONES, "--backbones")
     if len(task_names) != 1 or len(backbone_names) != 1:
         raise MubenchError("tune runs on one task and one backbone; tune each pair separately (a preset file each).")
+    _usual("--trials", trials, USUAL_TRIALS, unusual_ok)
+    if pretrained is not None:
+        check_pretrained(pretrained, backbone_names, head)
     plan = RunPlan(methods=[], tasks=task_names, backbones=backbone_names, seeds=[seed], out=_writable(out),
                    tracking_uri=tracking_uri or default_tracking_uri(out), preset=preset, device=_device(device),
                    data_root=data_root, head=head, pretrained=pretrained, cache_dir=cache_dir or _default_cache(out),
@@ -274,6 +309,16 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
         click.echo(line)
     click.echo(f"{result.trials_run} trials run now; study: {out / 'tune.db'}; preset: {result.preset_path} "
                f"(mubench run --preset-from {result.preset_path}); MLflow store: {plan.tracking_uri}", err=True)
+
+
+USUAL_SHADOWS = 256  # LiRA's papers use 64 to 256
+USUAL_TRIALS = 1000
+
+
+def _usual(option: str, value: int, usual: int, unusual_ok: bool) -> None:
+    if value > usual and not unusual_ok:
+        raise MubenchError(f"{option} {value} is far above the usual (≤ {usual}) and would run for days; pass --yes "
+                           f"if you mean it.")
 
 
 def _workers(workers: int, threads: int, device: str, executor: str, ray_address: str | None) -> int:
@@ -379,6 +424,8 @@ def _store_uri(tracking_uri: str | None, store: Path) -> str:
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise MubenchError(f"no MLflow store at {uri[len('sqlite:///'):]!r}; run `mubench run` first or pass "
                            f"--tracking-uri.")
+    from mubench.core.faults import check_tracking_uri
+    check_tracking_uri(uri)
     return uri
 
 

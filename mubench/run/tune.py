@@ -25,6 +25,7 @@ import torch
 from mubench.unlearn.api import METHODS, MonitorReading
 from mubench.core.config import param_text, stable_hash, value_text
 from mubench.core.errors import MubenchError
+from mubench.run.cell import INTERRUPTED, end_interrupted
 from mubench.run.cell_keys import cell_key
 from mubench.harness.plan import MethodSpec, RunPlan, RunSummary, SeedSetup
 from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
@@ -125,9 +126,13 @@ def tune(plan: RunPlan, methods: list[str], trials: int, sampler_seed: int = 0) 
                 mlflow.log_params({f"tune.{k}": v for k, v in tuning.items() if k != "command"})
                 refs = train_references(plan, splits, recipe, backbone, seed, RunSummary(parent.info.run_id))
                 result = TuneResult([], tuning, plan.out / PRESET_FILE, parent.info.run_id, killed=killed)
-                for name in methods:
-                    result.methods.append(tune_method(plan, name, trials, sampler_seed, splits, recipe, backbone,
-                                                      seed, threads, refs, storage, parent.info.run_id, result))
+                try:
+                    for name in methods:
+                        result.methods.append(tune_method(plan, name, trials, sampler_seed, splits, recipe, backbone,
+                                                          seed, threads, refs, storage, parent.info.run_id, result))
+                except KeyboardInterrupt:
+                    end_interrupted(parent.info.run_id)
+                    raise
     finally:
         torch.set_num_threads(default_threads)
     write_preset(result)
@@ -155,8 +160,11 @@ def tune_method(plan, name, trials, sampler_seed, splits, recipe, backbone, seed
     if missing > 0:
         run = lambda trial: run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_run_id,
                                       study.study_name)
+        before, first = len(counted(study)), len(study.get_trials(deepcopy=False))
         study.optimize(run, n_trials=missing, catch=(Exception,))
-        result.trials_run += missing
+        result.trials_run += len(counted(study)) - before
+        if any(t.user_attrs.get("error") == INTERRUPTED for t in study.get_trials(deepcopy=False)[first:]):
+            raise KeyboardInterrupt
     done = counted(study)[:trials]
     complete = [t for t in done if t.state == TrialState.COMPLETE]
     if not complete:
@@ -180,6 +188,7 @@ def counted(study) -> list:
 
 def run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_run_id, study: str) -> float:
     """One trial as an MLflow child run (kind=trial): its configuration, val-only readings and objective."""
+    import optuna
     cls = METHODS.get(name)
     params = {k: dim.suggest(trial, k) for k, dim in cls.search_space.items()}
     spec = MethodSpec(name, tuple(params.items()))
@@ -195,6 +204,14 @@ def run_trial(plan, name, trial, splits, recipe, backbone, seed, refs, parent_ru
             value = objective(reading)
             if not math.isfinite(value):
                 raise MubenchError(f"method {name!r} gave a non-finite val reading {reading}.")
+        except KeyboardInterrupt:
+            # Stored as killed, so it does not count against the budget and a resume runs it again; pruned, so
+            # Optuna stores it quietly instead of printing a traceback; the tune stops after it.
+            trial.set_user_attr("killed", True)
+            trial.set_user_attr("error", INTERRUPTED)
+            end_interrupted(mlflow.active_run().info.run_id)
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
         except Exception as exc:
             message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", message[:2000])
@@ -259,8 +276,11 @@ def read_preset(path: Path) -> dict:
             not isinstance(payload.get("methods"), dict) or not isinstance(payload.get("tuning"), dict):
         raise MubenchError(f"--preset-from {str(path)!r} is not a preset written by `mubench tune` "
                            f"(format {FORMAT}).")
-    for name in payload["methods"]:
+    for name, entry in payload["methods"].items():
         METHODS.resolve(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("set"), dict):
+            raise MubenchError(f"--preset-from {str(path)!r}: the entry of method {name!r} has no \"set\" mapping of "
+                               f"field to value, as `mubench tune` writes it.")
     return payload
 
 

@@ -97,6 +97,12 @@ def build_backbone(name: str, num_outputs: int, head: str = "linear", pretrained
     return model
 
 
+def check_pretrained(path: Path, backbones: list[str], head: str) -> None:
+    """Load `path` into each backbone now, so a file that does not fit is refused before the store is opened."""
+    for name in backbones:
+        build_backbone(name, 2, head, path)
+
+
 def load_pretrained(model: Classifier, path: Path) -> None:
     """Load a local state dict into the trunk: torchvision's key layout, or a mubench Classifier's.
 
@@ -106,12 +112,20 @@ def load_pretrained(model: Classifier, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a file that is not a checkpoint
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights only" in reason.lower():
+            reason = "it holds Python objects besides tensors; save the model's state_dict() instead"
         raise MubenchError(f"--pretrained {str(path)!r} is not a readable PyTorch state dict ({reason}).") from None
     if not isinstance(state, dict):
         raise MubenchError(f"--pretrained {str(path)!r} holds a {type(state).__name__}, expected a state dict.")
     if any(k.startswith("body.") for k in state):
         state = {k[len("body."):]: v for k, v in state.items() if k.startswith("body.")}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
+    expected = model.body.state_dict()
+    misfit = [k for k, v in state.items() if k in expected and getattr(v, "shape", None) != expected[k].shape]
+    if misfit:
+        raise MubenchError(f"--pretrained {str(path)!r} does not fit this backbone: {len(misfit)} weights have other "
+                           f"shapes (first: {misfit[0]!r}, {getattr(state[misfit[0]], 'shape', 'no tensor')} instead of "
+                           f"{tuple(expected[misfit[0]].shape)}).")
     result = model.body.load_state_dict(state, strict=False)
     if result.missing_keys:
         raise MubenchError(f"--pretrained {str(path)!r} does not fit this backbone: {len(result.missing_keys)} "
