@@ -12,30 +12,36 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
 
 from mubench.data.splits import ROLES, Preprocess, Splits
 from mubench.core.errors import MubenchError
+from mubench.core.ranges import Range
 from mubench.data.images import (IMAGE_SUFFIXES, DecodeSpec, Listing, build_splits, cache_root, check_disjoint,
-                            check_on_disk, looks_like, read_local_manifest, require_root, write_rule_manifest)
+                            check_on_disk, looks_like, manifest_bytes, read_local_manifest, require_root,
+                            write_rule_manifest)
 from mubench.core.losses import TaskKind
 from mubench.data.tasks import Task, register_task
 from mubench.data.tasks import Recipe
 
 log = logging.getLogger(__name__)
 
+Share = Annotated[float, Range(0, 1, lo_open=True, hi_open=True)]
+Seed = Annotated[int, Range(0)]
+Pixels = Annotated[int, Range(8, 1024)]
 RETIRED_VARIABLE = "MUBENCH_IMAGEFOLDER"  # where the options used to come from; refused so it cannot act silently
 
 
 @dataclass(frozen=True)
 class FolderOptions:
-    val: float = 0.1  # fraction of each class (of train/ when the root has one) for val
-    test: float = 0.2  # fraction of each class for test, when the root has no test/ folder
-    forget: float = 0.15  # fraction of each class's remaining training images to forget (≈ MUFAC's 1,500/10,025)
-    seed: int = 0  # seed of the stratified shuffle
-    size: int = 128  # images are resized to size×size
+    val: Share = 0.1  # fraction of each class (of train/ when the root has one) for val
+    test: Share = 0.2  # fraction of each class for test, when the root has no test/ folder
+    forget: Share = 0.15  # fraction of each class's remaining training images to forget (≈ MUFAC's 1,500/10,025)
+    seed: Seed = 0  # seed of the stratified shuffle
+    size: Pixels = 128  # images are resized to size×size
 
     def __post_init__(self):
         if not all(0 < f < 1 for f in (self.val, self.test, self.forget)) or self.val + self.test >= 1:
@@ -98,12 +104,24 @@ def manifest_file(root: Path, options: FolderOptions) -> Path:
     return cache_root() / f"imagefolder-{root.name}-{key}.json"
 
 
-def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path]:
+def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path, dict | None]:
+    """The split of the images under root: its manifest's while the folder holds exactly the manifest's images, else
+    drawn again (a changed folder gets a new split and split hash). The last item is the payload of a manifest still
+    to be written: the caller writes it once the images have decoded, so a corrupt image leaves no manifest."""
     found = scan(root)
+    on_disk = {i for items in found.values() for i in items}
     path = manifest_file(root, options)
+    pending = None
     if path.is_file():
         payload, digest = read_local_manifest(path)
+        listed = {i for r in ROLES for i in payload["roles"][r]}
+        if listed != on_disk:
+            log.warning("image folder %s changed since its split was drawn (%d images added, %d gone): the split is "
+                        "drawn again, with a new split hash", root, len(on_disk - listed), len(listed - on_disk))
+            payload = None
     else:
+        payload = None
+    if payload is None:
         roles = make_roles(found, options)
         empty = [role for role in ROLES if not roles[role]]
         if empty:
@@ -111,26 +129,19 @@ def listing(root: Path, options: FolderOptions) -> tuple[Listing, str, Path]:
                                f"at val={options.val}, test={options.test}, forget={options.forget}; add images "
                                f"or raise that fraction with --task-set imagefolder.<role>=….")
         classes = sorted({class_of(i) for items in found.values() for i in items})
-        payload = {"task": "imagefolder", "root": str(root.resolve()), "options": options.__dict__,
-                   "classes": classes, "roles": roles}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        digest = write_rule_manifest(path, payload)
-        log.info("wrote the split manifest of %s to %s", root, path)
+        payload = pending = {"task": "imagefolder", "root": str(root.resolve()), "options": options.__dict__,
+                             "classes": classes, "roles": roles}
+        digest = manifest_bytes(payload)[1]
     classes, roles = payload["classes"], payload["roles"]
     index = {name: i for i, name in enumerate(classes)}
     unknown = sorted({class_of(i) for r in ROLES for i in roles[r]} - set(index))
     if unknown:
         raise MubenchError(f"split manifest {str(path)!r} uses class {unknown[0]!r} not in its class list; delete "
                            f"it (and its .sha256) to write a new split.")
-    on_disk = {i for items in found.values() for i in items}
-    ignored = len(on_disk - {i for r in ROLES for i in roles[r]})
-    if ignored:
-        log.warning("%d images under %s are not in its split manifest %s and were ignored", ignored, root, path)
     found_listing = Listing(ids=roles, files={r: [root / i for i in roles[r]] for r in ROLES},
                             labels={r: [index[class_of(i)] for i in roles[r]] for r in ROLES},
-                            notes={"classes": classes, "manifest": str(path), "ignored_files": ignored,
-                                   "root": str(root)})
-    return found_listing, digest, path
+                            notes={"classes": classes, "manifest": str(path), "root": str(root)})
+    return found_listing, digest, path, pending
 
 
 @register_task("imagefolder")
@@ -154,9 +165,13 @@ class ImageFolder(Task):
             raise MubenchError(f"{RETIRED_VARIABLE} is no longer read; give its options on the command line, e.g. "
                                f"--task-set imagefolder.size=48, and unset it.")
         options = self.options
-        found, digest, path = listing(root, options)
+        found, digest, path, pending = listing(root, options)
         check_disjoint(found, path)
         check_on_disk(found, path)
-        return build_splits("imagefolder", "imagefolder", self.kind, len(found.notes["classes"]), self.preprocess,
-                            found, digest, DecodeSpec(size=options.size))
+        splits = build_splits("imagefolder", "imagefolder", self.kind, len(found.notes["classes"]), self.preprocess,
+                              found, digest, DecodeSpec(size=options.size))
+        if pending is not None:
+            write_rule_manifest(path, pending)
+            log.info("wrote the split manifest of %s to %s", root, path)
+        return splits
 

@@ -327,11 +327,39 @@ def test_imagefolder_writes_a_stratified_manifest_once_and_reuses_it(tmp_path, d
     for role in ROLES:
         assert torch.bincount(first.role(role).labels, minlength=3).tolist().count(
             len(first.role(role)) // 3) == 3, role
+    assert load("imagefolder", root).split_hash == first.split_hash and not caplog.text
+
+
+def test_a_changed_image_folder_gets_a_new_split_said_in_one_line(tmp_path, decode_cache, caplog):
+    """An image added or removed redraws the split (and its hash) instead of trapping the user with a manifest
+    that names files they deleted."""
+    root = ff.make_imagefolder(tmp_path / "root", classes=3, per_class=10)
+    first = load("imagefolder", root)
+    (manifest,) = decode_cache.glob("imagefolder-*.json")
     ff.write_image(root / "class_1" / "late_arrival.png", 1, 20, 5)
     with caplog.at_level(logging.WARNING):
-        second = load("imagefolder", root)
-    assert second.split_hash == first.split_hash and second.notes["ignored_files"] == 1
-    assert "not in its split manifest" in caplog.text
+        added = load("imagefolder", root)
+    assert added.split_hash != first.split_hash
+    assert "late_arrival.png" in {i.split("/")[-1] for role in ROLES for i in added.role(role).ids}
+    assert [r.getMessage() for r in caplog.records if "changed since its split was drawn" in r.getMessage()] == [
+        f"image folder {root} changed since its split was drawn (1 images added, 0 gone): the split is drawn again, "
+        f"with a new split hash"]
+    assert "late_arrival.png" in manifest.read_text()
+    (root / "class_1" / "late_arrival.png").unlink()
+    next(iter(sorted((root / "class_2").iterdir()))).unlink()
+    removed = load("imagefolder", root)
+    assert removed.split_hash not in (first.split_hash, added.split_hash) and len(removed.retain) + len(
+        removed.forget) + len(removed.val) + len(removed.test) == 29
+
+
+def test_a_corrupt_image_leaves_no_manifest_and_removing_it_is_enough(tmp_path, decode_cache):
+    root = ff.make_imagefolder(tmp_path / "root", classes=3, per_class=10)
+    broken = root / "class_0" / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    assert_user_error(check("imagefolder", root), "broken.png", "cannot be decoded")
+    assert not list(decode_cache.glob("imagefolder-*.json"))
+    broken.unlink()
+    assert len(load("imagefolder", root).retain) > 0 and len(list(decode_cache.glob("imagefolder-*.json"))) == 1
 
 
 def test_imagefolder_options_change_the_split_and_its_hash(tmp_path):
@@ -361,7 +389,7 @@ def test_imagefolder_train_test_layout_keeps_its_test_folder(tmp_path):
     assert not any(i.startswith("test/") for r in ("retain", "forget", "val") for i in splits.role(r).ids)
 
 
-@pytest.mark.parametrize("option,fragment", [("imagefolder.val=2", "fractions"), ("imagefolder.colour=1", "no field"),
+@pytest.mark.parametrize("option,fragment", [("imagefolder.val=2", "val must be > 0 and < 1"), ("imagefolder.colour=1", "no field"),
                                              ("imagefolder.size=big", "size"), ("mufac.size=48", "not among"),
                                              ("imagefolder.size", "malformed")])
 def test_imagefolder_bad_options(tmp_path, option, fragment):

@@ -260,11 +260,17 @@ def _checked_manifest(path: Path, advice: str, optional: tuple[str, ...] = ()) -
     return payload, digest
 
 
+def manifest_bytes(payload: dict) -> tuple[bytes, str]:
+    """A manifest's file content and its SHA-256, before (or without) writing it."""
+    data = (json.dumps(payload, indent=1) + "\n").encode()
+    return data, hashlib.sha256(data).hexdigest()
+
+
 def write_rule_manifest(path: Path, payload: dict) -> str:
     """A committed manifest with a rule instead of ids, in read_manifest's format (roles + .sha256 sidecar)."""
-    data = (json.dumps(payload, indent=1) + "\n").encode()
+    data, digest = manifest_bytes(payload)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
     path.with_suffix(".json.sha256").write_text(f"{digest}  {path.name}\n")
     return digest
 
