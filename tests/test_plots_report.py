@@ -31,6 +31,7 @@ def test_smoke_run_draws_a_losses_figure_and_saves_features_per_cell_and_leaves_
         with np.load(folder / f"{label}-features.npz") as saved:
             assert saved["features"].shape == (sum(counts.values()), 512) and np.isfinite(saved["features"]).all()
             assert {role: int((saved["roles"] == role).sum()) for role in counts} == counts
+            assert saved["labels"].shape == saved["roles"].shape and set(saved["labels"].tolist()) <= set(range(10))
     assert not list((out / "plots").rglob("*tsne*"))
 
 
@@ -76,7 +77,7 @@ def test_report_draws_the_tsne_of_every_cell_and_links_only_files_that_exist(smo
     drawn = []
 
     def spy(features, path, title):
-        drawn.append({name: (points.shape, sorted(set(roles))) for name, (points, roles) in features.items()})
+        drawn.append({name: (points.shape, sorted(set(roles))) for name, (points, roles, *_) in features.items()})
         draw_tsne(features, path, title)
     draw_tsne = mubench.boards.report.draw_tsne
     monkeypatch.setattr(mubench.boards.report, "draw_tsne", spy)

@@ -91,7 +91,8 @@ def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, 
             name = features_npz(cell.label)
             if _fetch(client, uri, cell.run_id, f"plots/{name}", Path(tmp)):
                 with np.load(Path(tmp) / name) as saved:
-                    features[cell.label] = saved["features"], saved["roles"]
+                    labels = [saved["labels"]] if "labels" in saved.files else []  # runs before labels were saved
+                    features[cell.label] = saved["features"], saved["roles"], *labels
     if features:
         path.parent.mkdir(parents=True, exist_ok=True)
         draw_tsne({REFERENCE_TITLES.get(label, label): panel for label, panel in features.items()}, path, title)

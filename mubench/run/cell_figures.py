@@ -1,7 +1,7 @@
 """What a run leaves for the figures while its cells run, per task × backbone × seed: each cell's losses figure
 (forget vs test per-sample losses of Original, Retrain and the method: the DLFD paper's Figure 5) and its penultimate
-features on a fixed subsample of retain, forget and test, from which `mubench report` draws the t-SNE (the paper's
-Figures 2 and 4). Logged as artifacts of the cell's run; drawing is mubench.boards.figures'.
+features, roles and labels on a fixed subsample of retain, forget and test, from which `mubench report` draws the
+t-SNE (the paper's Figures 2 and 4). Logged as artifacts of the cell's run; drawing is mubench.boards.figures'.
 
 A figure that cannot be drawn never fails its cell: the scores are the benchmark, a figure is a view of them. The
 error is logged as a warning and tagged `mubench.plot_error` on the run that lacks the figure.
@@ -52,7 +52,8 @@ class SeedPlots:
             mlflow.log_artifact(str(path), "plots")
         with self._guard(f"features of {label}"):
             path = self.folder / features_npz(label)
-            np.savez(path, features=penultimate(model, self.subsample, self.splits, self.device), roles=self.roles)
+            np.savez(path, features=penultimate(model, self.subsample, self.splits, self.device), roles=self.roles,
+                     labels=self.subsample.labels.cpu().numpy())
             mlflow.log_artifact(str(path), "plots")
 
     def finish(self) -> None:
