@@ -1,5 +1,6 @@
 """The grid at scale: executors, resuming after a kill, concurrent writers, failing cells, ties on the board."""
 import os
+import re
 import statistics
 import signal
 import sqlite3
@@ -325,12 +326,25 @@ def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path
     assert trained == 2  # Original and Retrain, each by whichever run took its lock first
     with sqlite3.connect(tmp_path / "mlflow.db") as conn:
         assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
-    # each run also scores both references (they come with every board): 3 + 3 cells
-    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FINISHED"] * 6
+    # both runs score both references (they come with every board), each reference cell once: 2 + 1 + 1 cells
+    assert sorted(status for _, status in cell_statuses(tmp_path / "mlflow.db")) == ["FINISHED"] * 4
     board = mubench("leaderboard", "--store", str(tmp_path), "--out", str(tmp_path / "boards"))
     assert board.returncode == 0
     text = (tmp_path / "boards" / "digits-resnet18-smoke.md").read_text()
     assert all(f"| {row}" in text for row in ("original (reference)", "retrain (reference)", "finetune", "neggrad"))
+
+
+def test_the_same_grid_started_twice_on_one_store_computes_each_cell_once(tmp_path):
+    grid = (*SMOKE, "--methods", "finetune,neggrad", "--seeds", "0,1", "--workers", "1", "--out", str(tmp_path))
+    first = subprocess.Popen([str(MUBENCH), *grid], env=environment(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    second = mubench(*grid)
+    first_err = first.communicate(timeout=600)[1]
+    assert first.returncode == 0 and second.returncode == 0, first_err[-3000:] + second.stderr[-3000:]
+    cells = cell_statuses(tmp_path / "mlflow.db")
+    assert len(cells) == 8 and len({key for key, _ in cells}) == 8 and {s for _, s in cells} == {"FINISHED"}
+    counts = [re.search(r"(\d+) cells run, (\d+) already finished", err).groups() for err in (first_err, second.stderr)]
+    assert sum(int(run) for run, _ in counts) == 8 and all(int(a) + int(b) == 8 for a, b in counts)
 
 
 # Failure isolation ----------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from collections import deque
 from multiprocessing.connection import wait as wait_for_any
 from types import SimpleNamespace
 
+from mubench.core.faults import DiskFull, is_disk_full
+
 
 class CallFailed(Exception):
     """A call that raised in its worker; `cause` is the worker's exception (or a RuntimeError with its text)."""
@@ -193,7 +195,7 @@ def serve(conn, cls: type, args: tuple) -> None:
         try:
             conn.send(("ok", getattr(instance, name)(*payload)))
         except BaseException as exc:  # noqa: BLE001 (the call's failure is the driver's to record)
-            conn.send(("error", portable(exc)))
+            conn.send(("error", portable(DiskFull(str(exc)) if is_disk_full(exc) else exc)))
 
 
 def portable(exc: BaseException) -> BaseException:
