@@ -1,7 +1,9 @@
 """One cell: unlearn a copy of the Original, time it, score it, and log it as a child run of the invocation."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import logging
 import math
 import traceback
@@ -15,13 +17,14 @@ from mubench.scores import metrics
 from mubench.unlearn.api import METHODS
 from mubench.core.config import param_text, stable_hash
 from mubench.core.errors import MubenchError
+from mubench.core.faults import is_disk_full
 from mubench.harness.keys import config_hash, pretrained_digest
 from mubench.harness.plan import CellFailure, CellJob, MethodSpec, RunSummary, SeedSetup
 from mubench.core.progress import cell_done
 from mubench.unlearn.protocol import log_to_active_run, refuse_multilabel, split_monitor, unlearn_data, unlearn_once
 from mubench.harness.references import References
 from mubench.core.tracking import process_tags, provenance_tags
-from mubench.core.store import TAG
+from mubench.core.store import EXPERIMENT, TAG
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,48 @@ def cell_run_name(spec, splits, backbone, seed) -> str:
     return f"{spec.row}/{splits.task}{scenario}/{backbone}/s{seed}"
 
 
+CLAIMS = "claims"  # folder of --out with one lock file per cell key
+
+
+@contextlib.contextmanager
+def cell_claim(plan, key: str, wait: bool = True):
+    """Hold the claim on cell `key` while it runs (yields True), so that another process on the same --out asking for
+    it waits, then finds it finished instead of computing it again; without `wait`, yields False at once when another
+    process holds it. The lock is the kernel's, so a killed process releases it."""
+    folder = plan.out / CLAIMS
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def finished_elsewhere(plan, key: str) -> bool:
+    client = mlflow.MlflowClient(plan.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return bool(client.search_runs([experiment.experiment_id], max_results=1, filter_string=(
+        f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'FINISHED'")))
+
+
 def run_logged_cell(setup: SeedSetup, refs: References, job: CellJob, summary: RunSummary, seed_plots=None,
-                    attack=None) -> None:
-    """One cell as a child run: FINISHED with its scores, or FAILED with its error (the grid goes on)."""
+                    attack=None, wait: bool = True) -> bool:
+    """One cell as a child run, computed once however many runs share the store: FINISHED with its scores, or FAILED
+    with its error (the grid goes on). False, without `wait`, when another process is computing it now."""
+    with cell_claim(setup.plan, job.key, wait) as claimed:
+        if not claimed:
+            return False
+        if not setup.plan.force and finished_elsewhere(setup.plan, job.key):
+            summary.skipped += 1
+            return True
+        _run_logged_cell(setup, refs, job, summary, seed_plots, attack)
+        return True
+
+
+def _run_logged_cell(setup: SeedSetup, refs: References, job: CellJob, summary: RunSummary, seed_plots=None,
+                     attack=None) -> None:
     plan, splits, recipe, backbone, seed = setup.plan, setup.splits, setup.recipe, setup.backbone, setup.seed
     spec = job.spec
     threads = torch.get_num_threads()
@@ -124,6 +166,10 @@ def run_logged_cell(setup: SeedSetup, refs: References, job: CellJob, summary: R
             try:
                 scores = run_cell(setup, refs, spec, job.config, seed_plots, attack)
             except Exception as exc:  # one broken method must not cost the rest of the grid
+                if is_disk_full(exc):  # not the method's failure: every later cell would fail alike
+                    with contextlib.suppress(Exception):
+                        mlflow.set_tag(f"{TAG}error", "the disk ran out of space")
+                    raise
                 message = str(exc) if isinstance(exc, MubenchError) else f"{type(exc).__name__}: {exc}"
                 log.debug("cell %s failed:\n%s", run.info.run_name, traceback.format_exc())
                 mlflow.set_tag(f"{TAG}error", message[:5000])

@@ -30,6 +30,7 @@ from mubench.train.cache import ModelCache
 from mubench.run.cell import cell_run_name, cell_tags, record_unavailable, run_logged_cell
 from mubench.data.splits import Splits
 from mubench.core.errors import MubenchError
+from mubench.core.faults import is_disk_full
 from mubench.harness.keys import reference_fields
 from mubench.harness.plan import CellFailure, CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
 from mubench.harness.references import References, train_reference_role, train_references
@@ -106,7 +107,8 @@ def run_seed(setup: SeedSetup, jobs: list[CellJob], summary: RunSummary) -> None
     refs = train_references(*setup, summary)
     attack = seed_attack(setup, refs)
     seed_plots = seed_plots_for(setup, refs)
-    for job in jobs:
+    busy = [job for job in jobs if not run_logged_cell(setup, refs, job, summary, seed_plots, attack, wait=False)]
+    for job in busy:  # cells another run was computing: by now most are finished and are skipped
         run_logged_cell(setup, refs, job, summary, seed_plots, attack)
     if seed_plots is not None:
         seed_plots.finish()
@@ -387,6 +389,8 @@ class Dispatcher:
             self.calls[call] = (actor, group, work)
 
     def _settle(self, actor, group: tuple | None, work, result: RunSummary | None, error) -> None:
+        if is_disk_full(error):  # every later write would fail alike: the grid stops and says so
+            raise error
         died = isinstance(error, self.ray.exceptions.RayActorError)
         if group is None and died:  # it never started (its __init__ failed): not replaced
             self.start_error = _lost_reason(error)
