@@ -12,8 +12,12 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from mubench.core.errors import MubenchError
+from mubench.core.faults import check_tracking_uri, disk_full_error, is_disk_full
 from mubench.core.store import EXPERIMENT, TAG
 
+# MLflow logs each SQLAlchemy error at ERROR before raising it; the raised error is said in one sentence instead.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def default_tracking_uri(out: Path) -> str:
@@ -46,17 +50,32 @@ def open_experiment(tracking_uri: str, artifact_root: Path | None = None, name: 
 
 def open_store(tracking_uri: str, out: Path) -> str:
     """Open (and on first use create) the store, one process at a time: MLflow's schema migration of a fresh SQLite
-    file fails when two processes run it at once. Later writes are safe; MLflow waits on SQLite's own lock."""
+    file fails when two processes run it at once. Later writes are safe; MLflow waits on SQLite's own lock.
+    A store that cannot be opened (damaged, unreachable, a full disk) is one sentence."""
+    check_tracking_uri(tracking_uri)
     if not tracking_uri.startswith("sqlite:///"):
-        return open_experiment(tracking_uri, Path(out) / "mlartifacts")
+        return _opened(tracking_uri, out)
     db = Path(tracking_uri[len("sqlite:///"):])
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{db}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            return open_experiment(tracking_uri, Path(out) / "mlartifacts")
+            return _opened(tracking_uri, out)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _opened(tracking_uri: str, out: Path) -> str:
+    try:
+        return open_experiment(tracking_uri, Path(out) / "mlartifacts")
+    except MubenchError:
+        raise
+    except Exception as exc:  # MLflow and SQLAlchemy raise many types for a store they cannot use
+        if is_disk_full(exc):
+            raise disk_full_error({"--out": Path(out)}) from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise MubenchError(f"the MLflow store {tracking_uri!r} cannot be opened ({reason}); fix --tracking-uri or "
+                           f"move the store aside.") from None
 
 
 def process_start(pid: int) -> str:

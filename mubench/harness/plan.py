@@ -185,5 +185,6 @@ class RunSummary:
         """Add the counts and failures of part of the grid run elsewhere (an executor's worker)."""
         self.failures += other.failures
         self.cells += other.cells
+        self.skipped += other.skipped
         self.cache_hits += other.cache_hits
         self.cache_misses += other.cache_misses

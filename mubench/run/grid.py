@@ -12,6 +12,7 @@ from mubench.attacks.population import population_unavailable
 from mubench.run.executors import make_executor
 from mubench.run.outlook import announce_run
 from mubench.harness.keys import pretrained_digest
+from mubench.core.faults import disk_full_error, is_disk_full
 from mubench.run.cell import end_interrupted
 from mubench.run.cell_keys import cell_key
 from mubench.harness.plan import CellJob, RunPlan, RunSummary, SeedKey, SeedSetup, TaskKey
@@ -62,6 +63,10 @@ def run(plan: RunPlan) -> RunSummary:
         except KeyboardInterrupt:
             end_interrupted(parent.info.run_id)
             raise
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            raise disk_full_error({"--out": plan.out, "--cache-dir": plan.cache_dir}) from None
         if summary.failures:
             mlflow.set_tag(f"{TAG}failed_cells", str(len(summary.failures)))
             mlflow.end_run(status="FAILED")
