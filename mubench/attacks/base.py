@@ -25,6 +25,7 @@ ATTACKS: Registry[type["Attack"]] = Registry("attack", {
     "mia-efficacy": "mubench.attacks.efficacy:MiaEfficacy",
     "lira": "mubench.attacks.lira:LiRA",
     "ulira": "mubench.attacks.ulira:ULiRA",
+    "relearn": "mubench.attacks.relearn:Relearn",
 }, entry_point_group="mubench.attacks")
 
 EVERY_CELL = ("mia", "scale-free")  # scored on every cell, whatever --attack says (the paper's MIA is in NoMUS)
@@ -86,6 +87,8 @@ class SeedContext:
     seed: int
     shadows: Any  # mubench.attacks.shadows.ShadowSet, or None when no requested attack needs shadows
     retrain_seconds: float  # what training the seed's Retrain took (for costs stated × retrain)
+    original: Any = None  # the seed's Original and Retrain models (read only: never train them), or None where the
+    retrained: Any = None  # caller has none (attacks that need them say they are unavailable)
 
 
 @dataclass

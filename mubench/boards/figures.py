@@ -161,3 +161,44 @@ def draw_attack_scores(panels: dict[str, dict[str, np.ndarray]], path: Path, tit
         ax.set_visible(False)
     figure.suptitle(title)
     figure.savefig(path, dpi=90)
+
+
+def draw_recovery(curves: dict[str, list[float]], path: Path, title: str) -> Figure:
+    """Relearning's recovery curves, one line per model ({name: held-out forget accuracy per step}); the Original and
+    Retrain drawn black, dashed and dotted, so each method reads against them."""
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = figure.subplots()
+    colours = iter(matplotlib_colours(len(curves)))
+    for name, curve in curves.items():
+        style = {"Original": dict(color="black", ls="--"), "Retrain": dict(color="black", ls=":")}.get(
+            name, dict(color=next(colours)))
+        ax.plot(range(len(curve)), curve, lw=1.6, label=name, **style)
+    ax.set_xlabel("attacker's fine-tuning steps on 10 % of forget")
+    ax.set_ylabel("accuracy on the other forget images")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.suptitle(title)
+    figure.savefig(path, dpi=90)
+    return figure
+
+
+def draw_probe_accuracy(rows: dict[str, tuple[float, float]], path: Path, title: str) -> Figure:
+    """Linear-probe test accuracy per row ({name: (mean, 95 % half-width)}), references first, bars with intervals."""
+    figure = Figure(figsize=(max(5.0, 0.55 * len(rows) + 2), 4.0), layout="constrained")
+    ax = figure.subplots()
+    names = list(rows)
+    means = [rows[n][0] for n in names]
+    errors = [rows[n][1] if math.isfinite(rows[n][1]) else 0.0 for n in names]
+    colours = ["black" if n in ("Original", "Retrain") else "tab:blue" for n in names]
+    ax.bar(range(len(names)), means, yerr=errors, color=colours, alpha=0.8, capsize=3)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_ylabel("linear-probe test accuracy")
+    ax.set_ylim(0, 1.02)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=90)
+    return figure
+
+
+def matplotlib_colours(count: int) -> list:
+    palette = colormaps["tab10" if count <= 10 else "tab20"]
+    return [palette(i % palette.N) for i in range(count)]

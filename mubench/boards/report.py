@@ -3,6 +3,7 @@ ablated, and the figures of mubench.run.cell_figures next to the page, linked re
 the MLflow store, and per seed a t-SNE drawn here from the penultimate features the board's cells left in it."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -17,8 +18,9 @@ from mubench.attacks.base import installed
 from mubench.boards.scatter import board_png, draw_board
 from mubench.core.store import (ATTACK_PNG, ATTACK_SCORES, REFERENCES, TSNE_PNG, BoardKey, board_name, features_npz,
                                 file_stem, losses_png, plots_stem)
-from mubench.boards.leaderboard import KEY, latest_cells, render_board
-from mubench.boards.figures import REFERENCE_TITLES, draw_attack_scores, draw_tsne
+from mubench.boards.leaderboard import KEY, latest_cells, mean_ci, render_board
+from mubench.boards.figures import (REFERENCE_TITLES, draw_attack_scores, draw_probe_accuracy, draw_recovery,
+                                    draw_tsne)
 
 def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
     """Write `<out>/<board>.md` with its figures under `<out>/<board>/s<seed>/`; return the pages written."""
@@ -40,7 +42,9 @@ def write_reports(tracking_uri: str, out_dir: Path) -> list[Path]:
         scatter = draw_board(key, group, out_dir / stem / board_png(key))
         picture = [f"![{stem}: accuracy against forgetting, NoMUS against time]({stem}/{board_png(key)})", ""] \
             if scatter else []
-        page.write_text(render_board(key, group) + "\n" + "\n".join(picture + sections))
+        probe = _probe_section(group, Path(stem), out_dir, f"{plots_stem(key.task, key.backbone, key.preset, key.scenario)}"
+                                                           f" · linear probe")
+        page.write_text(render_board(key, group) + "\n" + "\n".join(picture + probe + sections))
         pages.append(page)
     return pages
 
@@ -69,6 +73,13 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
         lines += ["Per-sample losses on forget (members) and test (non-members) of Original, Retrain and each method "
                   "(the DLFD paper's Figure 5): a method that forgets shows forget losses like Retrain's.", "",
                   *losses]
+    recovery = _draw_recovery(client, cells, out_dir / folder / RECOVERY_PNG, f"{figures_stem} · relearning · "
+                                                                             f"seed {seed}")
+    if recovery:
+        lines += ["Relearning: accuracy on the forget images the attacker did not train on, after each of its "
+                  "fine-tuning steps on the rest (Original dashed, Retrain dotted): a method whose curve rises "
+                  "faster than Retrain's hid the forget set rather than removed it.", "",
+                  f"![relearning, seed {seed}]({folder.as_posix()}/{RECOVERY_PNG})", ""]
     attacks = _draw_attack_scores(client, uri, cells, out_dir / folder, f"{figures_stem} · seed {seed}")
     for prefix, png in attacks.items():
         attack = installed(prefix)
@@ -77,7 +88,7 @@ def _seed_section(client: MlflowClient, uri: str, cells: pd.DataFrame, stem: str
         lines += [f"Per-example {title} scores{what} of each model on its forget examples (members) and the "
                   f"held-out non-members: a model that forgot shows the two on top of each other, as Retrain does.",
                   "", f"![{title} scores, seed {seed}]({folder.as_posix()}/{png})", ""]
-    if not drawn and not losses and not attacks:
+    if not drawn and not losses and not attacks and not recovery:
         lines += ["No figures in the store for this seed (the runs used `--no-plots`, or drawing failed: see the "
                   "runs' `mubench.plot_error` tag). `mubench run --force` redraws them.", ""]
     return "\n".join(lines)
@@ -97,6 +108,42 @@ def _draw_tsne(client: MlflowClient, uri: str, cells: pd.DataFrame, path: Path, 
         path.parent.mkdir(parents=True, exist_ok=True)
         draw_tsne({REFERENCE_TITLES.get(label, label): panel for label, panel in features.items()}, path, title)
     return list(features)
+
+
+RECOVERY_PNG = "relearn.png"
+PROBE_PNG = "probe.png"
+
+
+def _draw_recovery(client: MlflowClient, cells: pd.DataFrame, path: Path, title: str) -> bool:
+    """The recovery curve each cell logged (`relearn_curve`), references first, in one figure at `path`."""
+    curves = {}
+    for cell in sorted(cells.itertuples(), key=lambda c: (c.label not in REFERENCE_TITLES, c.label)):
+        history = sorted(client.get_metric_history(cell.run_id, "relearn_curve"), key=lambda m: m.step)
+        if history:
+            curves[REFERENCE_TITLES.get(cell.label, cell.label)] = [m.value for m in history]
+    if curves:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draw_recovery(curves, path, title)
+    return bool(curves)
+
+
+def _probe_section(cells: pd.DataFrame, folder: Path, out_dir: Path, title: str) -> list[str]:
+    """A bar chart of linear-probe test accuracy per row over the board's seeds, when the probe scored its cells."""
+    if "probe_acc" not in cells:
+        return []
+    rows = {}
+    finished = cells[cells["status"] == "FINISHED"].sort_values("label")
+    for label, group in sorted(finished.groupby("label"), key=lambda item: (item[0] not in REFERENCE_TITLES, item[0])):
+        mean, half = mean_ci(group["probe_acc"].dropna().to_numpy(float))
+        if not math.isnan(mean):
+            rows[REFERENCE_TITLES.get(label, label)] = (mean, half)
+    if not rows:
+        return []
+    (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    draw_probe_accuracy(rows, out_dir / folder / PROBE_PNG, title)
+    return ["Linear-probe test accuracy of each model's penultimate features (a logistic regression fit on retain "
+            "features), mean over seeds with 95 % intervals: what correlation collapse destroys.", "",
+            f"![linear-probe accuracy]({folder.as_posix()}/{PROBE_PNG})", ""]
 
 
 def _draw_attack_scores(client: MlflowClient, uri: str, cells: pd.DataFrame, folder: Path,

@@ -62,7 +62,8 @@ def check_scores(attack) -> None:
     cell = toy_cell()
     plan = RunPlan(methods=[], tasks=[], backbones=[], seeds=[0], out=Path("."), tracking_uri="", cache_dir=Path("."),
                    quiet=True, attacks=(name,), shadows=TOY_SHADOWS)
-    context = SeedContext(plan, cell.splits, TOY_RECIPE, "toy", 0, toy_shadows(cell) if cls.shadows else None, 1.0)
+    context = SeedContext(plan, cell.splits, TOY_RECIPE, "toy", 0, toy_shadows(cell) if cls.shadows else None, 1.0,
+                          cell.original, cell.retrained)
     model = cell.model().eval()
     before = copy.deepcopy(model)
     runs = []

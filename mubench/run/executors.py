@@ -125,7 +125,7 @@ def seed_attack(setup: SeedSetup, refs: References):
     if shadow_need(plan.attacks):
         from mubench.attacks.shadows import shadow_set
         shadows = shadow_set(*setup, plan.shadows)
-    context = SeedContext(*setup, shadows, refs.retrain_record["train_seconds"])
+    context = SeedContext(*setup, shadows, refs.retrain_record["train_seconds"], refs.original, refs.retrained)
     attacks = [ATTACKS.get(name)(context) for name in plan.attacks]
 
     def attack(model, spec, config) -> dict[str, float]:
