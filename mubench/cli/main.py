@@ -399,13 +399,22 @@ def _store_options(command):
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
               help="Folder to write the markdown boards into.")
+@click.option("--html", "site", type=click.Path(path_type=Path),
+              help="Also write the boards as a static site into this folder: a page per board (tables sortable by "
+                   "column, the board's picture, each row's source) and index.html.")
 @_store_options
 @_user_errors
-def leaderboard(out, tracking_uri, store) -> None:
-    """Render leaderboards from the MLflow store into markdown files."""
+def leaderboard(out, site, tracking_uri, store) -> None:
+    """Render leaderboards from the MLflow store into markdown files (and with --html, a static site)."""
     from mubench.boards.leaderboard import render_all
-    _write_from_store(lambda uri, folder: [path for path, _ in render_all(uri, folder).values()],
-                      tracking_uri, store, out)
+
+    def write(uri: str, folder: Path) -> list[Path]:
+        if site is None:
+            return [path for path, _ in render_all(uri, folder).values()]
+        from mubench.boards.site import check_writable, write_site
+        check_writable(site)
+        return [path for path, _ in render_all(uri, folder).values()] + write_site(uri, site)
+    _write_from_store(write, tracking_uri, store, out)
 
 
 def _write_from_store(write, tracking_uri: str | None, store: Path, out: Path) -> None:
