@@ -26,7 +26,7 @@ def test_attack_names_resolve_with_what_each_requires_first(text, names):
 
 
 @pytest.mark.parametrize("text, says", [
-    ("lra", "unknown attack 'lra'; known attacks: lira, mia, mia-efficacy, scale-free, ulira. Did you mean 'lira'?"),
+    ("lra", "unknown attack 'lra'; known attacks: lira, mia, mia-efficacy, probe, relearn, scale-free, ulira. Did you mean 'lira'?"),
     ("none,lira", "mixes 'none' with attacks")])
 def test_a_bad_attack_name_is_one_sentence_before_anything_runs(text, says, cli, tmp_path):
     with pytest.raises(MubenchError, match=says.replace(".", r"\.").replace("?", r"\?")):

@@ -26,6 +26,7 @@ ATTACKS: Registry[type["Attack"]] = Registry("attack", {
     "lira": "mubench.attacks.lira:LiRA",
     "ulira": "mubench.attacks.ulira:ULiRA",
     "relearn": "mubench.attacks.relearn:Relearn",
+    "probe": "mubench.attacks.probe:Probe",
 }, entry_point_group="mubench.attacks")
 
 EVERY_CELL = ("mia", "scale-free")  # scored on every cell, whatever --attack says (the paper's MIA is in NoMUS)

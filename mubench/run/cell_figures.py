@@ -20,8 +20,9 @@ from torch import nn
 
 from mubench.boards import figures
 from mubench.core.store import TAG, features_npz, losses_png, seed_folder
-from mubench.data.splits import BatchLoader, Split, Splits
+from mubench.data.splits import Split, Splits
 from mubench.scores import metrics
+from mubench.scores.metrics import penultimate
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,3 @@ def fixed_subsample(splits: Splits) -> tuple[Split, np.ndarray]:
     joined = Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]),
                    tuple(i for p in parts for i in p.ids))
     return joined, np.array(roles)
-
-
-@torch.no_grad()
-def penultimate(model: nn.Module, subset: Split, splits: Splits, device: torch.device) -> np.ndarray:
-    if not callable(getattr(model, "features", None)):
-        raise TypeError(f"{type(model).__name__} has no features(x) method, so its penultimate features are unknown")
-    model.eval()
-    batches = [model.features(x).flatten(1).float().cpu() for x, _ in BatchLoader(subset, splits.preprocess, 256,
-                                                                                   device=device)]
-    return torch.cat(batches).numpy()

@@ -41,6 +41,17 @@ def evaluate(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preproc
     return torch.cat(losses).numpy(), torch.cat(right).numpy()
 
 
+@torch.no_grad()
+def penultimate(model: nn.Module, subset: Split, splits, device: torch.device) -> np.ndarray:
+    """The input of the model's last Linear layer (`features(x)`) on `subset`, model in eval mode."""
+    if not callable(getattr(model, "features", None)):
+        raise TypeError(f"{type(model).__name__} has no features(x) method, so its penultimate features are unknown")
+    model.eval()
+    batches = [model.features(x).flatten(1).float().cpu() for x, _ in BatchLoader(subset, splits.preprocess, 256,
+                                                                                   device=device)]
+    return torch.cat(batches).numpy()
+
+
 def losses_and_accuracy(model: nn.Module, split: Split, kind: TaskKind, preprocess: Preprocess,
                         device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, float]:
     """Per-sample losses (model in eval mode) and accuracy on `split`."""
