@@ -379,6 +379,7 @@ def test_only_a_sqlite_store_is_opened_under_a_lock_file(tmp_path, monkeypatch):
     from mubench.core import tracking
     opened = []
     monkeypatch.setattr(tracking, "open_experiment", lambda uri, root=None: opened.append((uri, root)) or "7")
+    monkeypatch.setattr(tracking, "check_tracking_uri", lambda uri: None)  # no server listens in the test
     assert tracking.open_store("http://127.0.0.1:5999", tmp_path / "out") == "7"
     assert opened == [("http://127.0.0.1:5999", tmp_path / "out" / "mlartifacts")] and not list(tmp_path.iterdir())
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"

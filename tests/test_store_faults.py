@@ -3,6 +3,7 @@ do, exit 2, nothing left RUNNING by the process that saw the error, and the same
 import re
 import shutil
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -63,13 +64,13 @@ def _mount_small_disk(folder: Path, size: str) -> bool:
 
 
 def _statuses(db: Path) -> list[str]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:  # closed: the disk must unmount
         return [status for (status,) in conn.execute("select status from runs")]
 
 
 def _cells(disk: Path) -> list[tuple[str, str]]:
     """(cell key, status) of every run in the store; the invocation's key is None."""
-    with sqlite3.connect(disk / "out" / "mlflow.db") as conn:
+    with closing(sqlite3.connect(disk / "out" / "mlflow.db")) as conn:
         return conn.execute("select t.value, r.status from runs r left join tags t on t.run_uuid = r.run_uuid "
                             "and t.key = 'mubench.cell_key'").fetchall()
 
@@ -98,4 +99,4 @@ def test_a_full_disk_stops_the_grid_with_one_sentence_and_a_rerun_on_a_larger_di
         assert "RUNNING" not in {status for _, status in cells}
         assert len({key for key, status in cells if key and status == "FINISHED"}) == 6
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        subprocess.run(["umount", "--lazy", str(disk)], capture_output=True)

@@ -16,7 +16,6 @@ from mubench.data.splits import BatchLoader, Preprocess, Split
 from mubench.core.errors import MubenchError
 from mubench.core.losses import TaskKind
 from mubench.core.progress import bar
-from mubench.core.ranges import check_config
 from mubench.core.registry import Registry
 from mubench.core.search import Dimension
 
@@ -67,7 +66,6 @@ class Unlearner(ABC):
         if not isinstance(config, self.Config):
             raise MubenchError(f"{type(self).__name__} needs a {type(self).__name__}.Config, "
                                f"got {type(config).__name__}.")
-        check_config(config, f"{type(self).__name__}.Config")
         self.config = config
 
     @abstractmethod
