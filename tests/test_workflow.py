@@ -1,5 +1,6 @@
-"""The publishing workflow: every `mubench` command it runs parses against the CLI, it uses only the allowed
-actions, and the committed index of leaderboards/ is the one `mubench leaderboard` would write."""
+"""The publishing workflow and the submissions workflow: every `mubench` command they run parses against the CLI,
+they use only the allowed actions, the tests run before anything is tried or published, and the committed index of
+leaderboards/ is the one `mubench leaderboard` would write."""
 import shlex
 from pathlib import Path
 
@@ -12,18 +13,20 @@ from mubench.boards.leaderboard import render_index
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "leaderboard.yml"
-ALLOWED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
+SUBMISSIONS = ROOT / ".github" / "workflows" / "submissions.yml"
+ALLOWED_ACTIONS = {"actions/checkout", "actions/setup-python", "actions/upload-artifact",
+                   "actions/upload-pages-artifact", "actions/deploy-pages"}
 
 
-def _steps():
-    workflow = yaml.safe_load(WORKFLOW.read_text())
+def _steps(path: Path = WORKFLOW):
+    workflow = yaml.safe_load(path.read_text())
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def _mubench_commands() -> list[list[str]]:
+def _mubench_commands(path: Path = WORKFLOW) -> list[list[str]]:
     """Each `mubench ...` invocation in the steps' shell scripts, as argv without the program name."""
     commands = []
-    for step in _steps():
+    for step in _steps(path):
         script = step.get("run", "").replace("\\\n", " ")
         for line in script.splitlines():
             for part in line.replace("&&", ";").replace("||", ";").split(";"):
@@ -35,9 +38,12 @@ def _mubench_commands() -> list[list[str]]:
 
 def _parse(argv: list[str]) -> click.Context:
     """Resolve the subcommand and parse its options the way click would, without running it."""
-    group = click.Context(main, info_name="mubench")
-    name, command, rest = main.resolve_command(group, argv)
-    return command.make_context(name, rest, parent=group)
+    group, command = click.Context(main, info_name="mubench"), main
+    while True:  # down through the groups (`mubench submissions try`) to the command
+        name, command, argv = command.resolve_command(group, argv)
+        if not isinstance(command, click.Group):
+            return command.make_context(name, argv, parent=group)
+        group = click.Context(command, info_name=name, parent=group)
 
 
 def test_workflow_runs_the_grid_and_renders_the_boards():
@@ -59,7 +65,7 @@ def test_the_tests_pass_before_anything_is_run_or_published():
     assert "if" not in _steps()[tests]  # a failing test stops the job
 
 
-@pytest.mark.parametrize("argv", _mubench_commands(), ids=lambda argv: " ".join(argv))
+@pytest.mark.parametrize("argv", _mubench_commands() + _mubench_commands(SUBMISSIONS), ids=lambda argv: " ".join(argv))
 def test_every_mubench_command_in_the_workflow_parses(argv):
     _parse(argv)  # raises click.UsageError (NoSuchOption, BadParameter, ...) on what the CLI does not accept
 
@@ -71,9 +77,43 @@ def test_the_parser_rejects_what_the_cli_lacks():
         _parse(["publish"])
 
 
-def test_only_the_allowed_actions_are_used():
-    used = {step["uses"].split("@")[0] for step in _steps() if "uses" in step}
+@pytest.mark.parametrize("path", [WORKFLOW, SUBMISSIONS], ids=lambda path: path.name)
+def test_only_the_allowed_actions_are_used(path):
+    used = {step["uses"].split("@")[0] for step in _steps(path) if "uses" in step}
     assert used <= ALLOWED_ACTIONS, used - ALLOWED_ACTIONS
+
+
+def test_the_grid_runs_the_submitted_methods_that_passed_their_install_and_kit():
+    commands = _mubench_commands()
+    install = next(i for i, argv in enumerate(commands) if argv[:2] == ["submissions", "install"])
+    grid = next(i for i, argv in enumerate(commands) if argv[0] == "run")
+    assert install < grid
+    written = _parse(commands[install]).params
+    assert _parse(commands[grid]).params["methods"] == f"$(cat {written['methods_out']})"
+    tuned = [_parse(argv).params for argv in commands if argv[0] == "run" and "--preset-from" in argv]
+    assert tuned and f"< {written['tuned_out']}" in next(s["run"] for s in _steps() if "--preset-from" in s.get("run", ""))
+    grid_params = _parse(commands[grid]).params
+    assert all({k: p[k] for k in ("seeds", "ablate", "scenarios", "out")} ==
+               {k: grid_params[k] for k in ("seeds", "ablate", "scenarios", "out")} for p in tuned)
+    assert "leaderboards/submissions.toml" in yaml.safe_load(WORKFLOW.read_text())[True]["push"]["paths"]
+
+
+def test_a_pull_request_submission_is_tested_checked_and_tried_but_never_published():
+    workflow = yaml.safe_load(SUBMISSIONS.read_text())
+    assert workflow[True]["pull_request"]["paths"] == ["leaderboards/submissions.toml"]  # YAML 1.1 reads `on` as True
+    assert workflow["permissions"] == {"contents": "read"}
+    scripts = [step.get("run", "") for step in _steps(SUBMISSIONS)]
+    assert not any("git push" in script or "git commit" in script for script in scripts)
+    tests = next(i for i, script in enumerate(scripts) if script.strip() == ".venv/bin/pytest")
+    check = next(i for i, script in enumerate(scripts) if "mubench submissions check" in script)
+    tried = next(i for i, script in enumerate(scripts) if "mubench submissions try" in script)
+    assert tests < check < tried and "if" not in _steps(SUBMISSIONS)[tests]
+    argv = next(argv for argv in _mubench_commands(SUBMISSIONS) if argv[:2] == ["submissions", "try"])
+    params = _parse(argv).params
+    assert params["preset"] == "default" and params["seeds"] == "0,1,2" and params["only_changed_from"]
+    assert not params["allow_local"]
+    upload = next(step for step in _steps(SUBMISSIONS) if step.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"].startswith(str(params["out"]))
 
 
 def test_publishing_commits_the_boards_with_git_only():
@@ -88,3 +128,17 @@ def test_committed_leaderboard_index_is_current():
     assert (folder / "README.md").read_text() == render_index(folder), (
         "leaderboards/README.md is stale; rewrite it with: .venv/bin/python -c "
         "\"from mubench.boards.leaderboard import write_index; write_index('leaderboards')\"")
+
+
+def test_the_board_site_is_rendered_and_deployed_to_pages_only_after_the_boards_are_published():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    render = next(words for words in _mubench_commands() if words[0] == "leaderboard")
+    site = render[render.index("--html") + 1]
+    steps = workflow["jobs"]["leaderboard"]["steps"]
+    names = [step.get("uses", "").split("@")[0] or step.get("run", "") for step in steps]
+    upload = names.index("actions/upload-pages-artifact")
+    assert steps[upload]["with"]["path"] == site and "if" not in steps[upload]
+    assert upload > next(i for i, step in enumerate(steps) if "git push" in step.get("run", ""))
+    pages = workflow["jobs"]["pages"]
+    assert pages["needs"] == "leaderboard" and pages["permissions"] == {"pages": "write", "id-token": "write"}
+    assert [step["uses"].split("@")[0] for step in pages["steps"]] == ["actions/deploy-pages"]

@@ -374,6 +374,15 @@ def ranked_per_seed(kept: pd.DataFrame, class_wise: bool) -> list[dict[int, floa
     return list(kept["per_seed_gap" if class_wise else "per_seed"]) if len(kept) else []
 
 
+def plugin_lines(methods) -> list[str]:
+    """Which distribution, at which version, gives each plugin method on the board: read at render time from the
+    `mubench.methods` entry points installed where the board is rendered."""
+    from importlib.metadata import entry_points
+    given = {ep.name: ep.dist for ep in entry_points(group="mubench.methods") if ep.dist is not None}
+    notes = [f"{name}: {given[name].name} {given[name].version}" for name in sorted(set(methods)) if name in given]
+    return [f"Plugin methods (package and version): {'; '.join(notes)}.", ""] if notes else []
+
+
 def render_board(key: tuple, cells: pd.DataFrame) -> str:
     attacks, missing = board_attacks(cells)
     class_wise = BoardKey(*key).class_wise
@@ -425,7 +434,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
              f"{', '.join(h + '…' for h in hashes)}. Seeds: {', '.join(map(str, seeds)) or '—'}. "
              f"Torch threads per cell: {', '.join(threads) or '—'}.", "",
              *verdict, *tuned_lines(main, cells), *resolution_text, *stability_lines(ranked_scores),
-             table(body, headers), "",
+             table(body, headers), "", *plugin_lines(main["method"] if len(main) else []),
              (CLASS_WISE_RANKING if class_wise else "Ranked by NoMUS = ½·(test acc + 1 − FS). ") +
              "Values are means over seeds; test acc, FS and NoMUS show "
              "± the half-width of their 95 % Student-t interval when there are several seeds. "

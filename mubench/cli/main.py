@@ -450,6 +450,7 @@ def report(out, tracking_uri, store) -> None:
 
 from mubench.cli.data import data  # noqa: E402  (the `mubench data` group lives in its own module)
 main.add_command(data)
+from mubench.cli.submissions import submissions; main.add_command(submissions)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

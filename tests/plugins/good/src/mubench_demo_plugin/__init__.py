@@ -9,6 +9,7 @@ from mubench import UnlearnContext, UnlearnData, Unlearner, register_method
 from mubench.attacks.base import Attack, Column, register_attack
 from mubench.attacks.shadows import confidence_logits
 from mubench.core.losses import task_loss
+from mubench.core.ranges import Rate
 from mubench.train.training import fit, make_optimizer
 
 
@@ -18,7 +19,7 @@ class RetainSGD(Unlearner):
 
     @dataclass(frozen=True)
     class Config:
-        lr: float = 1e-3  # plugin example default
+        lr: Rate = 1e-3  # plugin example default
 
     def unlearn(self, model, data: UnlearnData, ctx: UnlearnContext):
         batches = data.loader("retain", seed=ctx.seed)
