@@ -69,7 +69,7 @@ def test_the_subset_is_seeded_disjoint_and_the_same_for_every_row():
                                                                                     relearn_subset(50, seed=4)[0])
 
 
-def test_without_the_original_the_attack_says_it_is_unavailable():
+def test_without_the_references_the_attack_says_it_is_unavailable():
     from mubench.attacks.base import AttackUnavailable
     cell = toy_cell()
     with pytest.raises(AttackUnavailable, match="Original"):

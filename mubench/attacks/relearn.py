@@ -1,15 +1,17 @@
 """Relearning: is the forget set removed from the weights, or only hidden from the outputs?
 
 The attacker fine-tunes a copy of the unlearned model on a small seeded subset of the forget set (`FRACTION` of it,
-the same images for every row of a board) for `STEPS` SGD steps at a fine-tuning learning rate (`LR`, momentum
-`MOMENTUM`; the recipes' from-scratch rates wreck a model on a handful of images in one step), and reads the
+the same images for every row of a board) for `STEPS` SGD steps at a small learning rate (`LR`, momentum `MOMENTUM`:
+on fer2013-mini it leaves the Original's accuracy on the other forget images about where it was, 0.78 to 0.70 over the
+steps, where 1e-3 took it to 0.55 and the recipes' from-scratch rates wreck a model in one step), and reads the
 accuracy on the *other* forget images after each step (relearn time: Golatkar et al., CVPR 2020; few-shot relearning
 in LLM unlearning). A model that only suppressed the forget set's outputs recovers them in a few steps; one that never
 learned them (Retrain) recovers them only as fast as the held-out images generalise from the subset. Retrain's row is
 the value a perfect unlearner matches.
 
-- `relearn_steps`: steps until the held-out forget accuracy reaches the Original's on the same images (0: already
-  there; `STEPS + 1`: not within the budget, a censored value).
+- `relearn_steps`: steps until the held-out forget accuracy is halfway back from Retrain's to the Original's on the
+  same images (0: already there; `STEPS + 1`: not within the budget, a censored value). Halfway, not all the way: a
+  model that hid the forget set recovers much of it in a few steps, rarely all of it.
 - `relearn_auc`: the mean held-out forget accuracy over steps 0 to `STEPS`, the area under the recovery curve.
 
 BatchNorm statistics stay frozen (eval mode) while the attacker trains: a handful of images per step would replace
@@ -31,7 +33,7 @@ from mubench.scores import metrics
 FRACTION = 0.1  # of the forget set the attacker fine-tunes on
 MIN_SUBSET = 2  # images the attacker needs, and the held-out forget images the curve needs
 STEPS = 20
-LR = 1e-3
+LR = 1e-4
 MOMENTUM = 0.9
 
 
@@ -86,14 +88,16 @@ class Relearn(Attack):
         return splits.forget.subset(attacker), splits.forget.subset(held_out)
 
     def threshold(self, held_out) -> float:
-        """The Original's accuracy on the held-out forget images: what relearning must bring back."""
+        """Halfway from Retrain's to the Original's accuracy on the held-out forget images."""
         if self._threshold is None:
-            if self.seed.original is None:
-                raise AttackUnavailable("relearning compares with the Original, which this caller does not provide")
+            if self.seed.original is None or self.seed.retrained is None:
+                raise AttackUnavailable("relearning compares with the Original and Retrain, which this caller does "
+                                        "not provide")
             splits = self.seed.splits
-            right = metrics.evaluate(self.seed.original, held_out, splits.kind, splits.preprocess,
-                                     self.seed.plan.device)[1]
-            self._threshold = metrics.mean_or_nan(right)
+            original, retrained = (metrics.mean_or_nan(metrics.evaluate(model, held_out, splits.kind,
+                                                                        splits.preprocess, self.seed.plan.device)[1])
+                                   for model in (self.seed.original, self.seed.retrained))
+            self._threshold = (original + retrained) / 2
         return self._threshold
 
     def score(self, cell: AttackedCell) -> dict[str, float]:
@@ -109,7 +113,8 @@ class Relearn(Attack):
     @classmethod
     def note(cls, cells) -> str:
         return (f"relearning: a copy of the model fine-tuned for {STEPS} SGD steps (lr {LR:g}) on a seeded "
-                f"{FRACTION:.0%} of the forget set; relearn steps is the number of steps until the other forget images "
-                f"are back to the Original's accuracy ({STEPS + 1}: not within the budget), relearn AUC the mean "
+                f"{FRACTION:.0%} of the forget set; relearn steps is the number of steps until the accuracy on the other "
+                f"forget images is halfway back from Retrain's to the Original's ({STEPS + 1}: not within the "
+                f"budget), relearn AUC the mean "
                 f"accuracy on them over the steps. Fewer steps or a higher AUC than Retrain's: the forget set was "
                 f"hidden, not removed. ")
