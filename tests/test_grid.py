@@ -55,6 +55,14 @@ def mubench(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+def interruptible(command: list[str]) -> subprocess.Popen:
+    """`command` started as a terminal's foreground job, stderr captured, ready for a SIGINT. A job started in the
+    background by a shell (`.ci/run &`) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler: the child gets the default disposition back."""
+    return subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 def cell_statuses(db: Path) -> list[tuple[str, str]]:
     """(cell key, status) of every cell run in a store, read with plain sqlite while a writer may be running."""
     try:
@@ -287,11 +295,7 @@ def test_ctrl_c_records_the_running_cell_killed_as_interrupted_and_the_same_comm
     """SIGINT (Ctrl-C) while a cell runs: exit 130 with one line and no traceback; the cell and the invocation end
     KILLED with the reason "interrupted" (not FAILED with an empty error, which the board listed as "None"); nothing
     is left RUNNING; the rerun computes only what had not finished."""
-    command = [str(MUBENCH), *SMOKE, *RESUME_GRID, "--workers", "1", "--out", str(tmp_path)]
-    # A job started in the background by a shell (`.ci/run &`) inherits SIGINT ignored, and Python then installs no
-    # KeyboardInterrupt handler: give the child the default disposition a terminal's foreground job has.
-    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = interruptible([str(MUBENCH), *SMOKE, *RESUME_GRID, "--workers", "1", "--out", str(tmp_path)])
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         statuses = [status for _, status in cell_statuses(tmp_path / "mlflow.db")]

@@ -4,7 +4,6 @@ per epoch: the cheapest method with a search space)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import optuna
@@ -345,19 +344,16 @@ def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_o
     counted), and the same command then runs exactly the trials the budget still lacks."""
     import signal
     import sqlite3
-    import subprocess
-    import sys
     import time
-    mubench = Path(sys.executable).parent / "mubench"
-    command = [str(mubench), "tune", "--methods", METHOD, "--trials", "4", "--preset", "smoke", "--threads", "1",
-               "--quiet", "--out", str(tmp_path)]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MUBENCH_CACHE", "MUBENCH_DATA")}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    from contextlib import closing
+    from test_grid import MUBENCH, interruptible, mubench
+    command = ["tune", "--methods", METHOD, "--trials", "4", "--preset", "smoke", "--threads", "1", "--quiet",
+               "--out", str(tmp_path)]
+    process = interruptible([str(MUBENCH), *command])
 
     def trial_states() -> list[str]:
         try:
-            with sqlite3.connect(f"file:{tmp_path / STUDY_DB}?mode=ro", uri=True, timeout=30) as conn:
+            with closing(sqlite3.connect(f"file:{tmp_path / STUDY_DB}?mode=ro", uri=True, timeout=30)) as conn:
                 return [state for (state,) in conn.execute("select state from trials order by number")]
         except sqlite3.Error:
             return []
@@ -371,7 +367,7 @@ def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_o
     assert stderr.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in stderr
     states = trial_states()
     assert "RUNNING" not in states and "FAIL" not in states and states.count("PRUNED") == 1
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    resumed = mubench(*command)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"{4 - states.count('COMPLETE')} trials run now" in resumed.stderr
     row = next(line.split() for line in resumed.stdout.splitlines() if line.startswith(METHOD))

@@ -132,7 +132,7 @@ def _probe_section(cells: pd.DataFrame, folder: Path, out_dir: Path, title: str)
     if "probe_acc" not in cells:
         return []
     rows = {}
-    finished = cells[cells["status"] == "FINISHED"].sort_values("label")
+    finished = cells[cells["status"] == "FINISHED"]
     for label, group in sorted(finished.groupby("label"), key=lambda item: (item[0] not in REFERENCE_TITLES, item[0])):
         mean, half = mean_ci(group["probe_acc"].dropna().to_numpy(float))
         if not math.isnan(mean):

@@ -43,18 +43,6 @@ def write_site(tracking_uri: str, folder: Path) -> list[Path]:
     return [*pages, index]
 
 
-def check_writable(folder: Path) -> None:
-    """Refuse, in one sentence, a site folder that cannot be created or written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".mubench-write-check"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise MubenchError(f"--html {str(folder)!r} is not writable ({exc.strerror or exc}); choose a folder you can "
-                           f"write to.") from None
-
-
 def write_board_page(key: BoardKey, cells: pd.DataFrame, folder: Path) -> Path:
     blocks = markdown_blocks(render_board(key, cells), row_sources(cells, folder))
     picture = draw_board(key, cells, folder / board_png(key))

@@ -88,14 +88,14 @@ def _scenarios(given: tuple[str, ...]) -> list[str]:
     return texts
 
 
-def _writable(out: Path) -> Path:
+def _writable(out: Path, option: str = "--out") -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".mubench-write-check"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise MubenchError(f"--out {str(out)!r} is not writable ({exc.strerror or exc}); choose a folder you can "
+        raise MubenchError(f"{option} {str(out)!r} is not writable ({exc.strerror or exc}); choose a folder you can "
                            f"write to.") from None
     return out
 
@@ -409,11 +409,13 @@ def leaderboard(out, site, tracking_uri, store) -> None:
     from mubench.boards.leaderboard import render_all
 
     def write(uri: str, folder: Path) -> list[Path]:
+        if site is not None:
+            _writable(site, "--html")  # before any board is written
+        boards = [path for path, _ in render_all(uri, folder).values()]
         if site is None:
-            return [path for path, _ in render_all(uri, folder).values()]
-        from mubench.boards.site import check_writable, write_site
-        check_writable(site)
-        return [path for path, _ in render_all(uri, folder).values()] + write_site(uri, site)
+            return boards
+        from mubench.boards.site import write_site
+        return boards + write_site(uri, site)
     _write_from_store(write, tracking_uri, store, out)
 
 
