@@ -6,6 +6,7 @@ import logging
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -91,9 +92,8 @@ def _scenarios(given: tuple[str, ...]) -> list[str]:
 def _writable(out: Path, option: str = "--out") -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".mubench-write-check"
-        probe.write_text("ok")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".mubench-write-check-"):
+            pass  # a name of its own: two runs sharing --out must not delete each other's probe
     except OSError as exc:
         raise MubenchError(f"{option} {str(out)!r} is not writable ({exc.strerror or exc}); choose a folder you can "
                            f"write to.") from None
