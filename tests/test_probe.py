@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from mubench.attacks.base import AttackedCell, SeedContext
-from mubench.attacks.probe import Probe, linear_cka, membership_auc, probe_accuracy
+from mubench.attacks.probe import Probe, linear_cka, membership_auc, membership_floor, probe_accuracy
 from mubench.core.losses import TaskKind
 from mubench.harness.plan import MethodSpec, RunPlan
 from mubench.kits.attack_kit import check_attack
@@ -44,6 +44,25 @@ def test_a_probe_scored_on_the_images_it_fits_on_would_read_membership_where_the
     fitted = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, labels)
     assert roc_auc_score(labels, fitted.decision_function(x)) > 0.95  # the wrong variant
     assert abs(membership_auc(members, nonmembers, seed=0) - 0.5) < 0.15
+
+
+def test_the_no_signal_fs_holds_the_probe_on_identical_sets_95_percent_of_the_time_and_not_a_separable_one():
+    fs_and_floor = [(2 * abs(membership_auc(m, n, seed) - 0.5), membership_floor(m, n, seed, permutations=30))
+                    for seed in range(30) for m, n in [(_gaussians(50, 64, 2 * seed), _gaussians(50, 64, 2 * seed + 1))]]
+    above = sum(fs > floor for fs, floor in fs_and_floor)
+    assert above <= 5  # about 1.5 of 30 expected
+    assert min(floor for _, floor in fs_and_floor) > 0.15  # pure noise at 64 dimensions reads far from FS 0
+    separable = _gaussians(50, 64, 1, shift=1.0), _gaussians(50, 64, 2)
+    assert 2 * abs(membership_auc(*separable, seed=0) - 0.5) > membership_floor(*separable, seed=0, permutations=30)
+
+
+def test_the_probe_note_says_when_no_cell_reads_membership_above_its_floor():
+    import pandas as pd
+    cells = pd.DataFrame({"status": ["FINISHED"] * 4, "label": ["original", "original", "retrain", "dlfd"],
+                          "probe_fs": [0.10, 0.30, 0.05, 0.25], "probe_floor": [0.2, 0.2, 0.2, 0.2]})
+    assert "2 of 4 cells" in Probe.note(cells) and "the Original: 1 of 2 seeds)." in Probe.note(cells)
+    cells["probe_fs"] = 0.1
+    assert "0 of 4 cells" in Probe.note(cells) and "probe FS differences between rows are noise" in Probe.note(cells)
 
 
 def test_linear_cka_is_one_on_the_same_representation_up_to_rotation_and_scale():

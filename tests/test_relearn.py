@@ -51,6 +51,8 @@ def test_a_model_that_hides_the_forget_set_relearns_faster_than_retrain():
     hidden, retrain = _score(cell, _hidden(cell)), _score(cell, copy.deepcopy(cell.retrained))
     assert hidden["relearn_steps"] < retrain["relearn_steps"]
     assert hidden["relearn_auc"] > retrain["relearn_auc"]
+    assert hidden["relearn_reached"] == 1.0
+    assert retrain["relearn_reached"] == float(retrain["relearn_steps"] <= STEPS)
 
 
 def test_the_original_is_already_relearned_at_step_zero():

@@ -3,7 +3,10 @@
 - `probe_auc`, `probe_fs`: a linear membership probe. Logistic regression on standardised features, forget images
   (members) against test images (non-members), balanced by a seeded subsample of the larger side, its mean held-out
   ROC AUC over a seeded stratified k-fold (k = 5, fewer when a side is smaller); FS = 2·|AUC − 0.5|, the paper's
-  scale. Under class-wise forgetting the non-members are the test images of the forgotten classes, as the paper's
+  scale. `probe_floor`: the FS that 95 % of `PERMUTATIONS` label permutations of the same features stay under (no
+  membership, the same features, fits and folds): a probe FS under it cannot be told from no signal. With more
+  feature dimensions than images a cross-validated probe reads far from 0.5 on pure noise (FS 0.2–0.3 at 100 images
+  of 64 dimensions), so a fixed threshold would not do. Under class-wise forgetting the non-members are the test images of the forgotten classes, as the paper's
   MIA takes them (mubench.scores.metrics.population_members): against the other classes the probe would read the
   class, not membership, and score about 1 on Retrain too.
 - `probe_acc`: a linear probe's task accuracy. Multinomial logistic regression fitted on the features of up to
@@ -33,6 +36,7 @@ from mubench.scores.metrics import penultimate
 from mubench.scores import metrics
 
 FOLDS = 5
+PERMUTATIONS = 100  # of the membership labels, for the probe's no-signal FS
 MIN_PER_SIDE = 2  # a stratified fold needs one member and one non-member on each side of the cut
 RETAIN_CAP = 2000  # retain images the task probe fits on
 
@@ -48,13 +52,31 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 def membership_auc(members: np.ndarray, nonmembers: np.ndarray, seed: int) -> float:
     """Mean held-out AUC of a standardised logistic regression telling members from non-members, balanced."""
+    x, labels = _membership_set(members, nonmembers, seed)
+    return _cross_validated_auc(x, labels, seed)
+
+
+def membership_floor(members: np.ndarray, nonmembers: np.ndarray, seed: int, permutations: int = PERMUTATIONS,
+                     quantile: float = 0.95) -> float:
+    """The probe FS that `quantile` of `permutations` seeded shuffles of the membership labels stay under: what the
+    probe reads on these very features when membership carries no signal."""
+    x, labels = _membership_set(members, nonmembers, seed)
+    rng = np.random.default_rng(seed)
+    scores = [metrics.forgetting_score(_cross_validated_auc(x, rng.permutation(labels), seed))
+              for _ in range(permutations)]
+    return float(np.quantile(scores, quantile))
+
+
+def _membership_set(members: np.ndarray, nonmembers: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     members, nonmembers = metrics.balance(members, nonmembers, seed)
     if len(members) < MIN_PER_SIDE:
         raise AttackUnavailable(f"the membership probe needs at least {MIN_PER_SIDE} forget and {MIN_PER_SIDE} "
                                 f"held-out images; after balancing there are {len(members)} of each")
-    x = np.concatenate([members, nonmembers])
-    labels = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))]
-    folds = StratifiedKFold(min(FOLDS, len(members)), shuffle=True, random_state=seed)
+    return np.concatenate([members, nonmembers]), np.r_[np.ones(len(members)), np.zeros(len(nonmembers))]
+
+
+def _cross_validated_auc(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    folds = StratifiedKFold(min(FOLDS, int(labels.sum())), shuffle=True, random_state=seed)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return float(cross_val_score(probe, x, labels, cv=folds, scoring="roc_auc").mean())
 
@@ -91,7 +113,8 @@ def modes_kept(model: nn.Module):
 class Probe(Attack):
     """Linear probes on the penultimate features: membership AUC, task accuracy, CKA to Retrain."""
     title = "representation probes"
-    columns = (Column("probe_auc", "probe AUC"), Column("probe_fs", "probe FS"), Column("probe_acc", "probe acc"),
+    columns = (Column("probe_auc", "probe AUC"), Column("probe_fs", "probe FS"),
+               Column("probe_floor", "probe no-signal FS"), Column("probe_acc", "probe acc"),
                Column("probe_cka_forget", "CKA forget"), Column("probe_cka_test", "CKA test"))
 
     def __init__(self, seed):
@@ -114,8 +137,9 @@ class Probe(Attack):
         forgotten = metrics.in_classes(splits.test, splits.forgotten_classes)  # all False unless class-wise
         nonmembers = features["test"][forgotten] if splits.forgotten_classes else features["test"]
         auc = membership_auc(features["forget"], nonmembers, self.seed.seed)
+        floor = membership_floor(features["forget"], nonmembers, self.seed.seed)
         test_features, test_labels = features["test"][~forgotten], splits.test.labels.numpy()[~forgotten]
-        scores = {"probe_auc": auc, "probe_fs": metrics.forgetting_score(auc),
+        scores = {"probe_auc": auc, "probe_fs": metrics.forgetting_score(auc), "probe_floor": floor,
                   "probe_acc": probe_accuracy(features["retain"], sets["retain"].labels.numpy(), test_features,
                                               test_labels, splits.kind)}
         if self.seed.retrained is None:
@@ -131,8 +155,24 @@ class Probe(Attack):
         return ("Representation probes on the penultimate features. Probe AUC: a standardised logistic regression's "
                 "held-out AUC telling forget (members) from test images (non-members; under class-wise forgetting "
                 "those of the forgotten classes), balanced, 5-fold; probe FS = 2·|AUC − 0.5|, the paper's scale (0: "
-                "no membership readable; Retrain's is the value to match). Probe acc: a logistic regression fitted on "
+                "no membership readable; Retrain's is the value to match). Probe no-signal FS: per cell, the probe FS "
+                f"that 95 % of {PERMUTATIONS} shuffles of the membership labels on the same features stay under; a "
+                f"probe FS below it cannot be told from no signal. {cls.resolution(cells)}Probe acc: a logistic "
+                "regression fitted on "
                 "retain features, scored on test (the remaining classes under class-wise forgetting): the "
                 "representation's utility, higher is better. CKA forget, CKA test: linear CKA between the model's "
                 "features and Retrain's on forget and on test (1: the same representation up to rotation and scale; "
                 "Retrain's row is 1). ")
+
+    @staticmethod
+    def resolution(cells) -> str:
+        """How many finished cells, and how many of the Original's, read a probe FS above their no-signal FS."""
+        if not {"probe_fs", "probe_floor"} <= set(cells.columns):
+            return ""
+        done = cells[(cells["status"] == "FINISHED")].dropna(subset=["probe_fs", "probe_floor"])
+        above = done["probe_fs"] > done["probe_floor"]
+        original = above[done["label"] == "original"]
+        return (f"On this board {int(above.sum())} of {len(done)} cells read a probe FS above their no-signal FS "
+                f"(the Original: {int(original.sum())} of {len(original)} seeds)"
+                + (": the membership probe does not see the forget set in these features, so probe FS differences "
+                   "between rows are noise. " if not original.any() else ". "))

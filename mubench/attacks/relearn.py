@@ -12,6 +12,8 @@ the value a perfect unlearner matches.
 - `relearn_steps`: steps until the held-out forget accuracy is halfway back from Retrain's to the Original's on the
   same images (0: already there; `STEPS + 1`: not within the budget, a censored value). Halfway, not all the way: a
   model that hid the forget set recovers much of it in a few steps, rarely all of it.
+- `relearn_reached`: 1 where the threshold was reached within the budget, 0 where `relearn_steps` is censored; its
+  mean over seeds is the share of seeds that reached it (a mean of censored step counts alone would hide that).
 - `relearn_auc`: the mean held-out forget accuracy over steps 0 to `STEPS`, the area under the recovery curve.
 
 BatchNorm statistics stay frozen (eval mode) while the attacker trains: a handful of images per step would replace
@@ -73,7 +75,8 @@ def steps_to(curve: list[float], threshold: float) -> int:
 class Relearn(Attack):
     """Relearning: fine-tune on 10 % of forget, count the steps until the rest of forget is back."""
     title = "relearning"
-    columns = (Column("relearn_steps", "relearn steps", digits=1), Column("relearn_auc", "relearn AUC"))
+    columns = (Column("relearn_steps", "relearn steps", digits=1), Column("relearn_reached", "relearn reached"),
+               Column("relearn_auc", "relearn AUC"))
 
     def __init__(self, seed):
         super().__init__(seed)
@@ -108,13 +111,15 @@ class Relearn(Attack):
         if mlflow.active_run() is not None:
             for step, accuracy in enumerate(curve):
                 mlflow.log_metric("relearn_curve", accuracy, step=step)
-        return {"relearn_steps": float(steps_to(curve, threshold)), "relearn_auc": float(np.mean(curve))}
+        steps = steps_to(curve, threshold)
+        return {"relearn_steps": float(steps), "relearn_reached": float(steps <= STEPS),
+                "relearn_auc": float(np.mean(curve))}
 
     @classmethod
     def note(cls, cells) -> str:
         return (f"relearning: a copy of the model fine-tuned for {STEPS} SGD steps (lr {LR:g}) on a seeded "
-                f"{FRACTION:.0%} of the forget set; relearn steps is the number of steps until the accuracy on the other "
-                f"forget images is halfway back from Retrain's to the Original's ({STEPS + 1}: not within the "
-                f"budget), relearn AUC the mean "
-                f"accuracy on them over the steps. Fewer steps or a higher AUC than Retrain's: the forget set was "
-                f"hidden, not removed. ")
+                f"{FRACTION:.0%} of the forget set; relearn steps is the number of steps until the accuracy on the "
+                f"other forget images is halfway back from Retrain's to the Original's ({STEPS + 1}: not within the "
+                f"budget, a censored count), relearn reached the share of seeds that got there within the budget, "
+                f"relearn AUC the mean accuracy on them over the steps. Fewer steps or a higher AUC than Retrain's: "
+                f"the forget set was hidden, not removed. ")
