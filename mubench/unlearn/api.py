@@ -72,6 +72,25 @@ class Unlearner(ABC):
     def unlearn(self, model: nn.Module, data: "UnlearnData", ctx: "UnlearnContext") -> nn.Module:
         """Return the unlearned model; `model` is a private copy of the original."""
 
+    def derived_steps(self, sizes: "DataSizes") -> int:
+        """The fewest optimiser steps this configuration must take on data of `sizes`, as the method's budget
+        derivation (its docstring) carries the authors' setting over to these sizes; 0 for a method that runs no
+        optimiser. `unlearn` must take at least this many (the method tests count them)."""
+        return 0
+
+
+class DataSizes(NamedTuple):
+    """What a budget derivation reads of a task: split sizes, classes and the recipe's batch size."""
+    retain: int
+    forget: int
+    val: int
+    classes: int
+    batch_size: int
+
+    @classmethod
+    def of(cls, data: "UnlearnData") -> "DataSizes":
+        return cls(len(data.retain), len(data.forget), len(data.val), data.num_outputs, data.batch_size)
+
 
 @dataclass
 class UnlearnData:
