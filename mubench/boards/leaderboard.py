@@ -324,12 +324,25 @@ def table(body: list[list], headers: list[str]) -> str:
                     disable_numparse=True)
 
 
+# What a method logs about its own work (ctx.log_metric) that its ablation section shows, as a share in percent,
+# where the section's cells have it: metric -> column header.
+ABLATION_SHARES = {"ssd_dampened_share": "dampened weights"}
+
+
+def _percent(value: float) -> str:
+    return "—" if value is None or math.isnan(value) else f"{100 * value:.3g} %"
+
+
 def render_ablation(summary: pd.DataFrame, base: str) -> str:
-    """The paper's Table 3 shape: the full configuration and each variant with one component changed."""
+    """The paper's Table 3 shape: the full configuration and each variant with one component changed; a column of
+    each ABLATION_SHARES metric (mean over seeds) that some row of the section has."""
     rows = summary[summary["base"] == base].sort_values("variant", key=lambda v: v != "", kind="stable")
+    shares = [metric for metric in ABLATION_SHARES if metric in rows and rows[metric].notna().any()]
     body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci),
-             _fmt(row.unlearn_seconds, digits=1), row.seeds] for row in rows.itertuples()]
-    return table(body, ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"])
+             *(_percent(getattr(row, metric)) for metric in shares), _fmt(row.unlearn_seconds, digits=1), row.seeds]
+            for row in rows.itertuples()]
+    return table(body, ["variant", "test acc", "FS", "NoMUS", *(ABLATION_SHARES[m] for m in shares), "unlearn s",
+                        "seeds"])
 
 
 def board_title(key: tuple) -> str:
@@ -388,7 +401,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
     class_wise = BoardKey(*key).class_wise
     columns = [column for attack in attacks for column in attack.columns if not (
         class_wise and column.metric == "mia_efficacy")]
-    full = summarise(cells, tuple(column.metric for column in columns),
+    full = summarise(cells, (*(column.metric for column in columns), *ABLATION_SHARES),
                      CLASS_WISE_GAP if class_wise else GAP_METRICS, by_gap=class_wise)
     main = full[full["variant"] == ""] if len(full) else full
     headers = ["#", "method", *(CLASS_WISE_HEADERS if class_wise else ("test acc", "forget acc")), "MIA", "FS",
