@@ -46,6 +46,44 @@ def test_a_raising_call_keeps_its_worker_and_a_dying_one_fails_what_it_was_asked
         assert isinstance(raised.value.cause, WorkerLost) and "exit code 3" in str(raised.value.cause)
 
 
+DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from mubench.run.local_actors import LocalActors
+from worker_stub import Counter
+system = LocalActors()
+actor = system.remote(Counter).remote(0)
+print(system.get(system.wait([actor.pid.remote()])[0][0]), flush=True)
+system.wait([actor.sleep.remote(600)])
+"""
+
+
+def test_a_worker_ends_soon_after_its_driver_is_killed_instead_of_finishing_its_call_alone():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(tests=str(Path(__file__).parent))],
+                              stdout=subprocess.PIPE, text=True)
+    worker = int(driver.stdout.readline())
+    time.sleep(3)  # the worker has its 600 s call by now (killed sooner, it would end on the closed pipe alone)
+    driver.send_signal(signal.SIGKILL)  # no exit handler runs: the daemon flag alone would leave the worker
+    driver.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+            if Path(f"/proc/{worker}/stat").read_text().split(") ")[1].startswith("Z"):
+                return  # ended, not yet reaped by an init that does not reap
+        except (ProcessLookupError, FileNotFoundError):
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker was still running 15 s after its driver was killed")
+
+
 def test_one_worker_is_the_sequential_path_in_this_process(monkeypatch, tmp_path):
     from mubench.harness.plan import CellJob, MethodSpec, RunPlan, RunSummary, SeedKey
     seen = []

@@ -3,6 +3,7 @@ it)."""
 from __future__ import annotations
 
 import os
+import time
 
 
 class Counter:
@@ -23,3 +24,9 @@ class Counter:
 
     def die(self) -> None:
         os._exit(3)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import pickle
+import threading
+import time
 from collections import deque
 from multiprocessing.connection import wait as wait_for_any
 from types import SimpleNamespace
@@ -61,7 +64,7 @@ class Actor:
     def __init__(self, pool: "LocalActors", cls: type, args: tuple):
         self.pool = pool
         self.conn, child = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("spawn").Process(target=serve, args=(child, cls, args),
+        self.process = multiprocessing.get_context("spawn").Process(target=serve, args=(child, cls, args, os.getpid()),
                                                                     daemon=True)
         self.process.start()
         child.close()
@@ -173,8 +176,25 @@ class LocalActors:
         actor.stop()
 
 
-def serve(conn, cls: type, args: tuple) -> None:
-    """A worker process: build the instance, then answer calls in order until told to stop."""
+ORPHAN_POLL_SECONDS = 1.0
+
+
+def exit_when_orphaned(parent: int, poll: float = ORPHAN_POLL_SECONDS) -> None:
+    """End this worker once its driver `parent` is gone. A driver killed by a signal runs no exit handler, and its
+    workers would otherwise finish their cells on their own, burning the CPU a rerun needs; the cell a worker leaves
+    RUNNING is marked KILLED by the next run, as after a SIGKILL of the driver."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def serve(conn, cls: type, args: tuple, parent: int | None = None) -> None:
+    """A worker process: build the instance, then answer calls in order until told to stop (or until the driver
+    `parent` dies)."""
+    if parent is not None:
+        exit_when_orphaned(parent)
     try:
         instance = cls(*args)
     except BaseException as exc:  # noqa: BLE001 (every failure to start is the driver's to report)
