@@ -1,8 +1,11 @@
-"""mubench tune: search spaces hold the defaults, the sampler is seeded, test is never read, a killed tune resumes,
-and the preset file round-trips into `mubench run`. The trials tune NegGrad on the smoke preset (one forget batch
-per epoch: the cheapest method with a search space)."""
+"""mubench tune: search spaces hold the defaults, the objective is the gap to Retrain on val-side readings over two
+seeds, the sampler is seeded, test is never read, a killed tune resumes, and the preset file round-trips into
+`mubench run`. The trials tune NegGrad on the smoke preset (one forget batch per epoch: the cheapest method with a
+search space); where only the objective's arithmetic or the budget is tested, a stub returns a reference model instead
+of unlearning."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from mubench.core.errors import MubenchError
 from mubench.harness.plan import RunPlan, method_specs
 from mubench.core.search import Choice, IntRange, LogUniform, Uniform, outside_space
 from mubench.core.tracking import default_tracking_uri
-from mubench.run.tune import PRESET_FILE, STUDY_DB, preset_assignments, read_preset, tune
+from mubench.run.tune import PRESET_FILE, STUDY_DB, ValReadings, objective, preset_assignments, read_preset, tune
 from conftest import invoke
 
 METHOD = "neggrad"
@@ -27,16 +30,28 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tune-cache")
 
 
-def make_plan(out: Path, cache: Path) -> RunPlan:
-    return RunPlan(methods=[], tasks=["digits"], backbones=["resnet18"], seeds=[0], out=out,
+def make_plan(out: Path, cache: Path, scenario: str = "random", seeds=(0, 1)) -> RunPlan:
+    return RunPlan(methods=[], tasks=["digits"], backbones=["resnet18"], seeds=list(seeds), out=out,
                    tracking_uri=default_tracking_uri(out), cache_dir=cache, preset="smoke", quiet=True, plots=False,
-                   threads=1, command="test")
+                   threads=1, command="test", scenarios=[scenario])
 
 
-def study_trials(out: Path) -> list:
+def study_trials(out: Path, method: str = METHOD) -> list:
     storage = f"sqlite:///{out / STUDY_DB}"
-    (summary,) = optuna.get_all_study_summaries(storage)
+    (summary,) = [s for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(f"{method}/")]
     return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+
+
+def stub_unlearning(monkeypatch, pick):
+    """Trials that unlearn nothing: each seed's trial returns a copy of `pick(refs, call)` (call counts from 1) in 0 s.
+    Returns the seeds the trials were run on, one entry per call."""
+    seeds = []
+
+    def stub(plan, name, config, splits, recipe, seed, refs):
+        seeds.append(seed)
+        return copy.deepcopy(pick(refs, len(seeds))), 0.0
+    monkeypatch.setattr(tune_module, "unlearn_on_val", stub)
+    return seeds
 
 
 def trial_record(trials) -> list[tuple]:
@@ -105,10 +120,107 @@ def test_trial_zero_is_the_default_and_the_best_is_no_worse(first_tune):
     assert trials[0].params == {k: getattr(defaults, k) for k in METHODS.get(METHOD).search_space}
     (tuned,) = result.methods
     assert tuned.trials == len(trials) == 3 and tuned.default == trials[0].value
-    assert tuned.best == max(t.value for t in trials) >= tuned.default
+    assert tuned.best == min(t.value for t in trials) <= tuned.default  # a gap to Retrain: lower is better
+    assert all(t.value >= 0 and t.user_attrs["seeds"] == [0, 1] for t in trials)
     assert tuned.cost == pytest.approx(tuned.seconds / tuned.retrain_seconds)
 
 
+# The objective: the gap to Retrain ------------------------------------------------------------------------------
+
+RETRAIN = ValReadings(retain_acc=0.9, forget_acc=0.6, val_acc=0.62, val_fs=0.05, val_mia=0.525, val_efficacy=0.8)
+
+
+def test_the_objective_is_the_mean_gap_to_retrain_over_readings_and_seeds():
+    other = ValReadings(1.0, 1.0, 0.6, 0.3, 0.65, 0.1)
+    assert objective([RETRAIN, RETRAIN], [RETRAIN, RETRAIN]) == 0.0  # Retrain's own readings: the best possible
+    expected = (0.1 + 0.4 + 0.02 + 0.25) / 4
+    assert objective([other], [RETRAIN]) == pytest.approx(expected)
+    assert objective([other, RETRAIN], [RETRAIN, RETRAIN]) == pytest.approx(expected / 2)  # the mean over seeds
+    # class-wise: UA's gap is the forget accuracy's, and MIA-efficacy replaces the FS (blind there)
+    assert objective([other], [RETRAIN], tune_module.CLASS_WISE_TERMS) == pytest.approx((0.1 + 0.4 + 0.02 + 0.7) / 4)
+    better_val = RETRAIN._replace(val_acc=0.9)  # more val accuracy than Retrain is a gap too: the anchor is Retrain
+    assert objective([better_val], [RETRAIN]) > 0
+
+
+def test_a_trial_equal_to_retrain_scores_zero_and_one_that_does_nothing_scores_worse_class_wise(tmp_path, cache,
+                                                                                              monkeypatch):
+    """Under class-wise forgetting the old objective (val acc and FS) scored doing nothing well; the gap to Retrain
+    does not: trial 0 returns each seed's Retrain, trial 1 its Original (what a method that does nothing returns)."""
+    stub_unlearning(monkeypatch, lambda refs, call: refs.retrained if call <= 2 else refs.original)
+    result = tune(make_plan(tmp_path, cache, scenario="class:3"), [METHOD], trials=2)
+    retrain_trial, do_nothing = study_trials(tmp_path)
+    assert retrain_trial.value == 0.0 and result.methods[0].best == 0.0
+    assert do_nothing.value > 0.25  # forget accuracy alone is ~1 against Retrain's ~0
+    assert result.tuning["objective"] == tune_module.CLASS_WISE_OBJECTIVE
+
+
+def test_val_readings_read_what_the_monitor_reads_and_never_test(cache, tmp_path, monkeypatch):
+    from mubench.harness.plan import RunSummary
+    from mubench.unlearn.protocol import split_monitor, unlearn_data
+    plan = make_plan(tmp_path, cache, scenario="class:3")
+    splits, recipe = tune_module.load_task("digits", "smoke", None, "class:3")[1:]
+    refs = tune_module.train_references(plan, splits, recipe, "resnet18", 0, RunSummary("none"))
+    monitor = split_monitor(splits, unlearn_data(splits, recipe.batch_size, plan.device))
+    for model in (refs.original, refs.retrained):
+        readings, reading = tune_module.val_readings(model, splits, plan.device), monitor(model)
+        assert (readings.val_fs, readings.val_mia, readings.val_acc) == pytest.approx(
+            (reading.forgetting_score, reading.mia, reading.val_accuracy))
+    original, retrained = (tune_module.val_readings(m, splits, plan.device) for m in (refs.original, refs.retrained))
+    assert original.forget_acc > 0.5 > retrained.forget_acc  # UA: Retrain never saw the class
+    assert 0 <= original.val_efficacy <= 1 and 0 <= retrained.val_efficacy <= 1
+    seen, evaluate = [], tune_module.metrics.evaluate
+    monkeypatch.setattr(tune_module.metrics, "evaluate", lambda model, split, *a, **k: seen.append(split) or
+                        evaluate(model, split, *a, **k))
+    tune_module.val_readings(refs.original, splits, plan.device)
+    assert [id(x) for x in seen] == [id(splits.retain), id(splits.forget), id(splits.val)]  # never splits.test
+
+
+def test_every_trial_is_scored_on_two_seeds_whose_references_and_retrain_readings_are_read_once(tmp_path, cache,
+                                                                                                monkeypatch):
+    trained, read = [], []
+    real_train, real_read = tune_module.train_references, tune_module.val_readings
+    monkeypatch.setattr(tune_module, "train_references",
+                        lambda plan, splits, recipe, backbone, seed, summary:
+                        trained.append(seed) or real_train(plan, splits, recipe, backbone, seed, summary))
+    monkeypatch.setattr(tune_module, "val_readings", lambda *a, **k: read.append(1) or real_read(*a, **k))
+    seeds = stub_unlearning(monkeypatch, lambda refs, call: refs.original)
+    result = tune(make_plan(tmp_path, cache), [METHOD], trials=3)
+    assert trained == [0, 1]  # each seed's references once for the whole tune
+    assert seeds == [0, 1] * 3  # every trial unlearns both seeds' Originals
+    assert len(read) == 2 + 3 * 2  # Retrain's readings once per seed, then one per trial and seed
+    assert all(t.user_attrs["seeds"] == [0, 1] for t in study_trials(tmp_path))
+    assert result.tuning["seeds"] == [0, 1]
+
+
+def test_every_method_gets_the_same_number_of_trials_and_trial_zero_is_its_default(tmp_path, cache, monkeypatch):
+    stub_unlearning(monkeypatch, lambda refs, call: refs.original)
+    methods = [METHOD, "finetune"]
+    result = tune(make_plan(tmp_path, cache), methods, trials=3)
+    assert [(m.method, m.trials, m.failed) for m in result.methods] == [(name, 3, 0) for name in methods]
+    for name in methods:
+        trials = study_trials(tmp_path, name)
+        defaults = METHODS.get(name).Config()
+        assert len(trials) == 3 and trials[0].user_attrs["default"] is True
+        assert trials[0].params == {k: getattr(defaults, k) for k in METHODS.get(name).search_space}
+
+
+def test_one_seed_is_refused(tmp_path, cache):
+    with pytest.raises(MubenchError, match="at least 2 distinct seeds"):
+        tune(make_plan(tmp_path, cache, seeds=(0,)), [METHOD], trials=2)
+    assert not (tmp_path / STUDY_DB).exists()
+
+
+def test_a_changed_objective_or_seed_set_starts_a_new_study(monkeypatch, cache, tmp_path):
+    splits, recipe = tune_module.load_task("digits", "smoke", None)[1:]
+    plan = make_plan(tmp_path, cache)
+    name = lambda seeds: tune_module.study_name(plan, METHOD, splits, recipe, "resnet18", seeds, 1)
+    before = name([0, 1])
+    assert name([0, 2]) != before and name([0, 1]) == before
+    monkeypatch.setattr(tune_module, "OBJECTIVE_VERSION", tune_module.OBJECTIVE_VERSION + 1)
+    assert name([0, 1]) != before
+
+
+@pytest.mark.slow  # the scrambled-test check below compares the same records (a scrambled test changes none)
 def test_the_sampler_is_seeded(first_tune, tmp_path, cache):
     out, _ = first_tune
     tune(make_plan(tmp_path, cache), [METHOD], trials=3)
@@ -140,7 +252,8 @@ def test_scrambled_test_split_changes_nothing(first_tune, tmp_path, cache, monke
     assert trial_record(study_trials(tmp_path)) == trial_record(study_trials(out))
 
 
-def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
+def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache, monkeypatch):
+    stub_unlearning(monkeypatch, lambda refs, call: refs.original)  # the study's bookkeeping, not the method
     plan = make_plan(tmp_path, cache)
     first = tune(plan, [METHOD], trials=2)
     assert first.trials_run == 2
@@ -160,11 +273,12 @@ def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache):
 def test_an_interrupted_trial_is_killed_not_failed_and_a_resume_runs_it_again(tmp_path, cache, monkeypatch):
     from mlflow import MlflowClient
     from mubench.core.store import EXPERIMENT
+    stub_unlearning(monkeypatch, lambda refs, call: refs.original)  # the study's bookkeeping, not the method
     real, calls = tune_module.unlearn_on_val, []
 
-    def second_is_interrupted(*args, **kwargs):
+    def second_is_interrupted(*args, **kwargs):  # trial 1's first seed (trial 0 unlearns seeds 0 and 1)
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
     monkeypatch.setattr(tune_module, "unlearn_on_val", second_is_interrupted)
@@ -224,7 +338,7 @@ def test_run_from_the_preset_tags_its_cells_and_the_board_says_so(first_tune, ca
                                   json.loads((out / PRESET_FILE).read_text())["methods"][METHOD]["set"].items()],
                        references=False)[0].row
     assert f"Tuned with `mubench tune` ({result.tuning['trials']} trials per method" in board and row in board
-    assert "TPE sampler seed 0" in board
+    assert "TPE sampler seed 0" in board and "seeds 0, 1 per trial" in board and "gap to Retrain" in board
 
 
 def test_a_bad_preset_file_is_one_sentence(tmp_path):
@@ -244,6 +358,7 @@ def test_a_bad_preset_file_is_one_sentence(tmp_path):
     (["--methods", METHOD, "--trials", "0"], "--trials 0"),
     (["--methods", "original"], "no search space"),
     (["--methods", METHOD, "--tasks", "digits,digits"], "one task"),
+    (["--methods", METHOD, "--trial-seeds", "1"], "--trial-seeds"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(tmp_path, args, words):
     result = invoke("tune", *args, "--out", str(tmp_path))
@@ -260,7 +375,7 @@ def test_the_preset_and_the_tune_run_record_every_condition_of_the_search(first_
     tuning = read_preset(out / PRESET_FILE)["tuning"]
     splits = tune_module.load_task("digits", "smoke", None)[1]
     assert tuning == {"task": "digits", "scenario": "random", "backbone": "resnet18", "preset": "smoke",
-                      "head": "linear", "seed": 0, "trials": 3, "objective": tune_module.OBJECTIVE,
+                      "head": "linear", "seeds": [0, 1], "trials": 3, "objective": tune_module.OBJECTIVE,
                       "sampler": tune_module.SAMPLER, "sampler_seed": 0, "startup_trials": tune_module.startup(3),
                       "split_hash": splits.split_hash, "threads": 1, "device": "cpu", "command": "test"}
     params = MlflowClient(default_tracking_uri(out)).get_run(result.parent_run_id).data.params
@@ -278,11 +393,15 @@ def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(firs
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         assert tags["mubench.kind"] == "trial" and tags["mubench.method"] == METHOD
-        assert (tags["mubench.task"], tags["mubench.backbone"], tags["mubench.seed"]) == ("digits", "resnet18", "0")
+        assert (tags["mubench.task"], tags["mubench.backbone"], tags["mubench.seeds"]) == ("digits", "resnet18", "0,1")
         trial = trials[int(tags["mubench.trial"])]
         assert metrics["objective"] == pytest.approx(trial.value)
-        assert metrics["objective"] == pytest.approx(0.5 * (metrics["val_acc"] + 1 - metrics["val_fs"]))
-        assert {"val_acc", "val_fs", "val_mia", "unlearn_seconds", "time_ratio"} <= set(metrics)
+        gaps = [metrics[f"gap_{t}"] for t in tune_module.TERMS]
+        assert metrics["objective"] == pytest.approx(sum(gaps) / 4)  # the mean gap to Retrain over the four readings
+        assert metrics["objective"] == pytest.approx((metrics["objective_s0"] + metrics["objective_s1"]) / 2)
+        assert {"retain_acc", "forget_acc", "val_acc", "val_fs", "val_mia", "unlearn_seconds",
+                "time_ratio"} <= set(metrics)
+        assert not any("test" in k for k in metrics)
 
 
 def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_study_and_the_store(tmp_path, cache,
@@ -291,11 +410,12 @@ def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_st
     from mubench.core.errors import MubenchError
     from mubench.core.store import EXPERIMENT
     reason = "diverged: " + "x" * 6000  # longer than either store keeps
+    stub_unlearning(monkeypatch, lambda refs, call: refs.original)  # the study's bookkeeping, not the method
     real, calls = tune_module.unlearn_on_val, []
 
-    def second_fails(*args, **kwargs):
+    def second_fails(*args, **kwargs):  # trial 1's second seed
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 4:
             raise MubenchError(reason)
         return real(*args, **kwargs)
     monkeypatch.setattr(tune_module, "unlearn_on_val", second_fails)
@@ -330,7 +450,7 @@ def test_half_the_budget_is_random_trials_at_least_two_and_at_most_optunas_ten(t
 def test_the_preset_file_records_each_methods_outcome_as_the_study_holds_it(first_tune):
     out, result = first_tune
     trials = study_trials(out)
-    best = max(trials, key=lambda t: (t.value, -t.number))
+    best = min(trials, key=lambda t: (t.value, t.number))
     entry = read_preset(out / PRESET_FILE)["methods"][METHOD]
     assert entry["objective"] == best.value and entry["default_objective"] == trials[0].value
     assert (entry["trials"], entry["failed_trials"]) == (3, 0)
@@ -347,7 +467,7 @@ def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_o
     import time
     from contextlib import closing
     from test_grid import MUBENCH, interruptible, mubench
-    command = ["tune", "--methods", METHOD, "--trials", "4", "--preset", "smoke", "--threads", "1", "--quiet",
+    command = ["tune", "--methods", METHOD, "--trials", "3", "--preset", "smoke", "--threads", "1", "--quiet",
                "--out", str(tmp_path)]
     process = interruptible([str(MUBENCH), *command])
 
@@ -369,6 +489,6 @@ def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_o
     assert "RUNNING" not in states and "FAIL" not in states and states.count("PRUNED") == 1
     resumed = mubench(*command)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{4 - states.count('COMPLETE')} trials run now" in resumed.stderr
+    assert f"{3 - states.count('COMPLETE')} trials run now" in resumed.stderr
     row = next(line.split() for line in resumed.stdout.splitlines() if line.startswith(METHOD))
-    assert row[1:3] == ["4", "0"]  # trials, failed
+    assert row[1:3] == ["3", "0"]  # trials, failed

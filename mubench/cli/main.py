@@ -257,7 +257,10 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
 @click.option("--tasks", default="digits", show_default=True, help="The task to tune on (one).")
 @click.option("--backbones", default="resnet18", show_default=True, help="The backbone to tune on (one).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The seed whose Original and Retrain the trials unlearn (evaluate the tuned preset on others).")
+              help="The first tuning seed: every trial unlearns the Original of seeds --seed … --seed + "
+                   "--trial-seeds − 1 and is scored against each seed's Retrain (evaluate the preset on others).")
+@click.option("--trial-seeds", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Seeds each trial is evaluated on (its objective is the mean over them); at least 2.")
 @click.option("--scenario", default="random", show_default=True, help="What is forgotten (as mubench run).")
 @click.option("--trials", type=int, default=20, show_default=True,
               help="Trials per method, the same for every method; trial 0 is the method's defaults.")
@@ -276,10 +279,11 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
                    "are otherwise refused as likely typos.")
 @_where_options
 @_user_errors
-def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, tracking_uri, data_root,
+def tune(methods, tasks, backbones, seed, trial_seeds, scenario, trials, sampler_seed, out, tracking_uri, data_root,
          task_assignments, preset, device, head, pretrained, cache_dir, threads, quiet, unusual_ok) -> None:
-    """Tune methods with the same number of trials each, on val only (never test), and write the best
-    configurations as a preset for `mubench run --preset-from`."""
+    """Tune methods with the same number of trials each, scored by their gap to Retrain on retain, forget and val
+    (never test) over --trial-seeds seeds, and write the best configurations as a preset for
+    `mubench run --preset-from`."""
     from mubench.train.backbones import BACKBONES, check_pretrained
     from mubench.harness.plan import RunPlan
     from mubench.data.tasks import TASKS, task_options
@@ -294,7 +298,8 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
     _usual("--trials", trials, USUAL_TRIALS, unusual_ok)
     if pretrained is not None:
         check_pretrained(pretrained, backbone_names, head)
-    plan = RunPlan(methods=[], tasks=task_names, backbones=backbone_names, seeds=[seed], out=_writable(out),
+    seeds = list(range(seed, seed + trial_seeds))  # every trial is scored on each of them
+    plan = RunPlan(methods=[], tasks=task_names, backbones=backbone_names, seeds=seeds, out=_writable(out),
                    tracking_uri=tracking_uri or default_tracking_uri(out), preset=preset, device=_device(device),
                    data_root=data_root, head=head, pretrained=pretrained, cache_dir=cache_dir or _default_cache(out),
                    quiet=quiet, plots=False,
@@ -304,7 +309,8 @@ def tune(methods, tasks, backbones, seed, scenario, trials, sampler_seed, out, t
     click.echo(f"{'method':<16} {'trials':>6} {'failed':>6} {'default':>8} {'best':>8} {'× retrain':>10}")
     for m in result.methods:
         click.echo(f"{m.method:<16} {m.trials:>6} {m.failed:>6} {m.default:>8.4f} {m.best:>8.4f} {m.cost:>10.2f}")
-    click.echo(f"objective on val: {result.tuning['objective']} (default: trial 0, the method's own configuration)")
+    click.echo(f"objective (val-side, never test): {result.tuning['objective']}; seeds "
+               f"{', '.join(map(str, result.tuning['seeds']))} (default: trial 0, the method's own configuration)")
     for line in set_lines(result):
         click.echo(line)
     click.echo(f"{result.trials_run} trials run now; study: {out / 'tune.db'}; preset: {result.preset_path} "
