@@ -7,6 +7,10 @@ k = 3 (ResNet18: layer3, layer4 and the head) is the MUFAC benchmark's choice (C
 is the DLFD authors' MUFAC notebook's fine-tuning (Choi & Na 2025), with a constant lr (their per-batch
 `CosineAnnealingLR(T_max=2)` cycles rather than anneals). The official SCRUB code trains layer4 only
 (k = 2 here) with lr 0.01 for 10 epochs.
+
+Budget, in passes over retain, as fine-tuning's (methods/finetune.py): the notebook's 2 passes over MUFAC's retain
+(534 steps at batch 32) are a share of the Original's training, which on mubench's tasks is also 20-30 passes, so
+the 2 passes carry over: at batch 64, 34 steps (digits random), 36 (digits class-wise), 38 (fer2013-mini).
 """
 from __future__ import annotations
 

@@ -9,6 +9,12 @@ forget sets of hundreds of images makes the method fine-tuning in all but name; 
 
 One epoch is every retain batch, each paired with the next forget batch (forget restarts, reshuffled, when it
 runs out), as the official code's `zip(retain_loader, cycle(forget_loader))`.
+
+Budget, in passes over retain. The SCRUB code's 5 epochs are 5 passes over retain, each retain batch paired with a
+forget batch; its small-scale setting (the one β = 0.95 belongs to) keeps 100 training images per class (SCRUB
+paper, after Golatkar et al.), the same order as mubench's 107-170 retain images per class, so a pass means the same
+thing and the 5 passes carry over: at batch 64, 5 × 17 = 85 steps (digits random), 5 × 18 = 90 (digits class-wise),
+5 × 19 = 95 (fer2013-mini).
 """
 from __future__ import annotations
 

@@ -372,23 +372,30 @@ def test_unsir_noise_objective_by_hand():
 
 
 def check_unsir(cell):
-    """Through `unlearn`: the noise is learned first (eval-mode forwards, no training steps), then every impair
-    batch holds retain-subset rows plus noise rows (rows that are no real image; all |forget| of them once per
-    impair epoch), then repair batches hold retain rows only."""
-    cfg = config("unsir")
-    batches, recorder = recorded_run("unsir", cell)
+    """Through `unlearn`: the noise is learned first (eval-mode forwards, no training steps); then impair batches
+    each hold retain-subset rows plus noise rows (rows that are no real image): one pass is all of the subset
+    (1,000 per class: all of the toy retain) and every noise image 20 times, in batches of about the recipe's size;
+    then repair batches hold retain rows only. With the default floors the toy cell's passes (fewer steps) are
+    extended to exactly 72 impair and 32 repair steps."""
+    cfg = config("unsir", impair_steps=0, repair_steps=0)  # one pass of each phase: the structure
+    batches, recorder = recorded_run("unsir", cell, impair_steps=0, repair_steps=0)
     first_train = next(i for i, (training, grad, _) in enumerate(recorder.calls) if training)
     forget_batches = math.ceil(len(cell.splits.forget) / cell.data.batch_size)
     assert first_train == forget_batches * cfg.noise_epochs * cfg.noise_steps, first_train
-    subset = round(cfg.retain_fraction * len(cell.splits.retain))
-    per_epoch = math.ceil(subset / cell.data.batch_size)
-    impair, repair = batches[:cfg.impair_epochs * per_epoch], batches[cfg.impair_epochs * per_epoch:]
-    assert len(repair) == cfg.repair_epochs * per_epoch, (len(batches), per_epoch)
+    subset = len(cell.splits.retain)  # 1,000 per class is more than the toy retain holds
+    impair = [b for b in batches if "other" in b]
+    repair = batches[len(impair):]
+    assert batches[:len(impair)] == impair, "impair batches must all come before repair"
     for b in impair:
-        assert "other" in b and "retain" in b and "forget" not in b, b
-    assert sum(b.count("other") for b in impair) == cfg.impair_epochs * len(cell.splits.forget)
-    assert sum(b.count("retain") for b in impair) == cfg.impair_epochs * subset
+        assert "retain" in b and "forget" not in b, b
+    assert sum(b.count("other") for b in impair) == cfg.noise_repeats * len(cell.splits.forget)
+    assert sum(b.count("retain") for b in impair) == subset
+    assert sum(map(len, impair)) <= 1.25 * cell.data.batch_size * len(impair), [len(b) for b in impair]
     assert all(batch_kind(b) == "retain" for b in repair), [batch_kind(b) for b in repair]
+    assert sum(map(len, repair)) == subset
+    batches, _ = recorded_run("unsir", cell)
+    impair = [b for b in batches if "other" in b]
+    assert (len(impair), len(batches) - len(impair)) == (72, 32)
 
 
 def test_unsir_impairs_on_noise_then_repairs_on_retain():
@@ -416,8 +423,8 @@ def check_bad_teaching_loss(cell):
 def check_bad_teaching(cell):
     """Through `unlearn`: each epoch's batches hold all of forget and a retain_fraction share of retain; with a
     larger step, forget outputs leave the original's (towards the incompetent teacher's) while retain's stay."""
-    cfg = config("bad-teaching")
-    batches, _ = recorded_run("bad-teaching", cell)
+    cfg = config("bad-teaching", min_steps=0)  # one pass: the unlearning set's make-up
+    batches, _ = recorded_run("bad-teaching", cell, min_steps=0)
     rows = [role for b in batches for role in b]
     assert rows.count("forget") == cfg.epochs * len(cell.splits.forget), rows.count("forget")
     assert rows.count("retain") == cfg.epochs * round(cfg.retain_fraction * len(cell.splits.retain))

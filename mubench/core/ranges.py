@@ -39,6 +39,7 @@ class Range:
 
 Epochs = Annotated[int, Range(1, usual=1000)]  # passes over a split
 Steps = Annotated[int, Range(1, usual=100_000)]  # optimiser steps, intervals in steps
+MinSteps = Annotated[int, Range(0, usual=100_000, meaning="0: no floor")]  # floors on optimiser steps
 Rounds = Annotated[int, Range(0, usual=1000)]  # optional passes (0: none)
 Stages = Annotated[int, Range(1, usual=16)]  # backbone stages, from the output end
 Rate = Annotated[float, Range(0, lo_open=True, usual=10.0)]  # learning rates
