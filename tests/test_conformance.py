@@ -130,7 +130,22 @@ class SameOrderEverySeed(Unlearner):
         return model
 
 
+class ShortOfItsBudget(Unlearner):
+    """Derives 10 optimiser steps and takes one."""
+
+    def derived_steps(self, sizes):
+        return 10
+
+    def unlearn(self, model, data, ctx):
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, y = next(iter(data.loader("retain", seed=ctx.seed)))
+        task_loss(model(x), y, data.kind).backward()
+        optimiser.step()
+        return model
+
+
 @pytest.mark.parametrize("method, check, says", [
+    (ShortOfItsBudget, "derived_steps", "took 1 optimiser steps where its derived_steps gives 10"),
     (Unranged, "ranges_and_space", "declare no range"),
     (DefaultOutsideSpace, "ranges_and_space", "outside its own search space"),
     (SpaceOutsideRange, "ranges_and_space", "reaches values its Config refuses"),
