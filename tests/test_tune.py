@@ -459,6 +459,18 @@ def test_the_preset_file_records_each_methods_outcome_as_the_study_holds_it(firs
     assert entry["set"] == {k: str(v) for k, v in best.params.items()}
 
 
+def test_an_error_raised_while_handling_ctrl_c_counts_as_the_interrupt():
+    from mubench.run.tune import interrupted
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("database is locked")  # as ending the MLflow run did, mid-write
+    except RuntimeError as exc:
+        assert interrupted(exc)
+    assert not interrupted(RuntimeError("database is locked"))
+
+
 def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_or_running(tmp_path):
     """SIGINT to `mubench tune` while a trial runs, as a user's Ctrl-C: no Optuna traceback, the trial killed (not
     counted), and the same command then runs exactly the trials the budget still lacks."""

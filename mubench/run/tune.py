@@ -300,13 +300,29 @@ def counted(study) -> list:
             if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED) and not t.user_attrs.get("killed")]
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` was raised while handling a Ctrl-C (a KeyboardInterrupt in its chain of causes)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_trial(plan, name, trial, splits, recipe, backbone, references: list[SeedReference], parent_run_id,
               study: str) -> float:
     """One trial as an MLflow child run (kind=trial): its configuration, the val-side readings of every tuning seed,
     their gaps to Retrain and the objective."""
     import optuna
     try:
-        return scored_trial(plan, name, trial, splits, recipe, backbone, references, parent_run_id, study)
+        try:
+            return scored_trial(plan, name, trial, splits, recipe, backbone, references, parent_run_id, study)
+        except Exception as exc:
+            if not interrupted(exc):
+                raise
+            raise KeyboardInterrupt from exc  # Ctrl-C mid-write left the store locked, and ending the run raised
     except KeyboardInterrupt:
         # Wherever Ctrl-C lands in the trial: stored as killed, so it does not count against the budget and a resume
         # runs it again; pruned, so Optuna stores it quietly instead of printing a traceback; the tune stops after it.
