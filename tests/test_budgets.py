@@ -4,18 +4,16 @@
 Each method runs through the harness's `unlearn_once` on synthetic data of exactly a committed task's split sizes
 (tiny 8×8 images, a tiny CNN), and every optimiser step is counted through torch's global step hook.
 """
-import contextlib
 import copy
 import dataclasses
 
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from mubench.unlearn.api import METHODS, DataSizes
 from mubench.unlearn import loop
 from mubench.unlearn.protocol import split_monitor, unlearn_data, unlearn_once
-from mubench.kits.method_kit import single_thread, toy_model, toy_splits
+from mubench.kits.method_kit import counted_steps, single_thread, toy_model, toy_splits
 
 # The committed tasks' sizes: retain, forget, val, classes and the recipe's batch size.
 TASKS = {
@@ -25,17 +23,6 @@ TASKS = {
 }
 NO_OPTIMISER = {"original", "retrain", "ssd"}
 OPTIMISED = sorted(name for name in METHODS.names() if name not in NO_OPTIMISER)
-
-
-@contextlib.contextmanager
-def counted_steps():
-    """A one-item list holding the number of `optimizer.step()` calls, of any optimiser, inside the block."""
-    count = [0]
-    handle = register_optimizer_step_post_hook(lambda *_: count.__setitem__(0, count[0] + 1))
-    try:
-        yield count
-    finally:
-        handle.remove()
 
 
 _CELLS: dict = {}

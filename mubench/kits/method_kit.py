@@ -429,21 +429,28 @@ def check_entry_point(method) -> None:
                   f"{cls.registered_name!r}; give both the same name.")
 
 
+@contextlib.contextmanager
+def counted_steps():
+    """A one-item list holding the number of `optimizer.step()` calls, of any optimiser, inside the block."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+    count = [0]
+    handle = register_optimizer_step_post_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    try:
+        yield count
+    finally:
+        handle.remove()
+
+
 def check_derived_steps(method) -> None:
     """The method takes at least the optimiser steps its `derived_steps` gives for the data it is handed (counted
     through torch's optimiser step hook; the kit's configuration, epochs capped at 1)."""
-    from torch.optim.optimizer import register_optimizer_step_post_hook
     from mubench.unlearn.api import DataSizes
     cls = method_class(method)
     cell = toy_cell(TaskKind.MULTICLASS)
     config = quick_config(cls)
     derived = cls(config).derived_steps(DataSizes.of(cell.data))
-    count = [0]
-    handle = register_optimizer_step_post_hook(lambda *_: count.__setitem__(0, count[0] + 1))
-    try:
+    with counted_steps() as count:
         run_on_toy(cls, cell, config)
-    finally:
-        handle.remove()
     if count[0] < derived:
         _fail(f"{_name(cls)} took {count[0]} optimiser steps where its derived_steps gives {derived}; take at least "
               f"the steps the budget derives (a LoopUnlearner: set min_steps).")
