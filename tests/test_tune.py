@@ -19,6 +19,7 @@ from mubench.core.errors import MubenchError
 from mubench.harness.plan import RunPlan, method_specs
 from mubench.core.search import Choice, IntRange, LogUniform, Uniform, outside_space
 from mubench.core.tracking import default_tracking_uri
+from mubench.boards.leaderboard import tuned_lines, tuned_row
 from mubench.run.tune import PRESET_FILE, STUDY_DB, ValReadings, objective, preset_assignments, read_preset, tune
 from conftest import invoke
 
@@ -242,14 +243,14 @@ def test_scrambled_test_split_changes_nothing(first_tune, tmp_path, cache, monke
 
     monkeypatch.setattr(tune_module, "load_task", scrambled)
     try:
-        tune(make_plan(tmp_path, cache), [METHOD], trials=3)
+        tune(make_plan(tmp_path, cache), [METHOD], trials=2)  # trial 0 (the defaults) and one TPE draw
     finally:
         for test, images, labels in seen:  # in place, as the data may be shared with later tests
             test.images.copy_(images)
             test.labels.copy_(labels)
     (test, images, labels), = seen
     assert not torch.equal(255 - images, images)  # the scramble did change the test split the tune was given
-    assert trial_record(study_trials(tmp_path)) == trial_record(study_trials(out))
+    assert trial_record(study_trials(tmp_path)) == trial_record(study_trials(out))[:2]
 
 
 def test_a_killed_tune_resumes_with_the_missing_trials_only(tmp_path, cache, monkeypatch):
@@ -333,12 +334,28 @@ def test_run_from_the_preset_tags_its_cells_and_the_board_says_so(first_tune, ca
                  "--threads", "1", "--quiet", "--no-plots", "--preset-from", str(out / PRESET_FILE))
     assert run.exit_code == 0, run.output + run.stderr
     board = (out / "leaderboards" / "digits-resnet18-smoke.md").read_text()
-    (tuned,) = result.methods
-    row = method_specs([METHOD], [f"{METHOD}.{k}={v}" for k, v in
-                                  json.loads((out / PRESET_FILE).read_text())["methods"][METHOD]["set"].items()],
-                       references=False)[0].row
-    assert f"Tuned with `mubench tune` ({result.tuning['trials']} trials per method" in board and row in board
+    settings = json.loads((out / PRESET_FILE).read_text())["methods"][METHOD]["set"]
+    assert f"Tuned with `mubench tune` ({result.tuning['trials']} trials per method" in board
+    assert f"| {METHOD} tuned " in board  # the row, named for its method; its settings in the tuned line
+    assert all(f"{key}=" in board.split("Tuned with")[1] for key in settings)
     assert "TPE sampler seed 0" in board and "seeds 0, 1 per trial" in board and "gap to Retrain" in board
+
+
+def test_the_tuned_line_gives_each_rows_settings_and_says_when_the_defaults_won():
+    import pandas as pd
+    cells = pd.DataFrame({"label": ["scrub", "scrub tuned", "salun", "salun tuned"],
+                          "method": ["scrub", "scrub", "salun", "salun"], "tuned": [None, "how", None, "how"],
+                          "settings": [None, "lr=0.1", None, "lr=0.013"], "config_hash": ["a", "b", "c", "c"]})
+    line, blank = tuned_lines(cells[["label"]], cells)
+    assert line == ("Tuned with `mubench tune` (how): salun tuned (lr=0.013, its defaults: trial 0 was the best); "
+                    "scrub tuned (lr=0.1).") and blank == ""
+
+
+def test_a_tuned_row_is_named_for_its_method_with_its_settings_at_three_significant_digits():
+    assert tuned_row("scrub", "scrub[lr=0.008459126528049376,epochs=4]", "") == (
+        "scrub tuned", "scrub tuned", "lr=0.00846, epochs=4")
+    assert tuned_row("dlfd", "dlfd[w_ot=3.9194800277489583,steps=19,no-ot]", "no-ot") == (
+        "dlfd tuned[no-ot]", "dlfd tuned", "w_ot=3.92, steps=19")
 
 
 def test_a_bad_preset_file_is_one_sentence(tmp_path):
@@ -405,7 +422,7 @@ def test_each_trial_run_carries_its_objective_and_the_readings_it_came_from(firs
 
 
 def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_study_and_the_store(tmp_path, cache,
-                                                                                                 monkeypatch):
+                                                                                                 monkeypatch, capsys):
     from mlflow import MlflowClient
     from mubench.core.errors import MubenchError
     from mubench.core.store import EXPERIMENT
@@ -421,6 +438,9 @@ def test_a_failed_trial_counts_against_the_budget_and_keeps_its_reason_in_the_st
     monkeypatch.setattr(tune_module, "unlearn_on_val", second_fails)
     result = tune(make_plan(tmp_path, cache), [METHOD], trials=3)
     assert (result.methods[0].trials, result.methods[0].failed) == (3, 1)
+    said = capsys.readouterr().err
+    assert "Traceback" not in said and [line for line in said.splitlines() if "failed" in line] == [
+        f"{METHOD} trial 1 failed: {reason[:299]}…"]  # one line, in place of Optuna's traceback
     failed = [t for t in study_trials(tmp_path) if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and failed[0].user_attrs["error"] == reason[:2000]
     client = MlflowClient(default_tracking_uri(tmp_path))

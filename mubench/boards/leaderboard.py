@@ -36,9 +36,29 @@ def _tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
     return pd.Series([default] * len(runs), index=runs.index, dtype=object)
 
 
+def tuned_row(method: str, label: str, variant: str) -> tuple[str, str, str]:
+    """(row, base row, settings) of a cell run from a `mubench tune` preset: `scrub tuned` (`scrub tuned[variant]`
+    for an ablation of it) and its settings at three significant digits, `lr=0.00846, epochs=4`, for the board's
+    tuned line. The full-precision values stay in the cell's label tag and params."""
+    inner = label[len(method) + 1:-1] if label.startswith(f"{method}[") and label.endswith("]") else ""
+    parts = [part.partition("=") for part in inner.split(",") if part and part != variant]
+    settings = ", ".join(f"{key}={_significant(value)}" for key, _, value in parts)
+    base = f"{method} tuned"
+    return (f"{base}[{variant}]" if variant else base), base, settings
+
+
+def _significant(text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if number.is_integer() and "." not in text else f"{number:.3g}"
+
+
 def latest_cells(tracking_uri: str) -> pd.DataFrame:
     """The cells a board shows: FINISHED or FAILED runs (not RUNNING or KILLED), and per row label only the runs
-    of the label's latest configuration, the latest run per seed."""
+    of the label's latest configuration, the latest run per seed. Cells run from a tune's preset are one row per
+    method, `<method> tuned`: a later preset's configuration replaces an earlier one's."""
     runs = cell_runs(tracking_uri)
     if runs is None or runs.empty:
         return pd.DataFrame()
@@ -52,6 +72,11 @@ def latest_cells(tracking_uri: str) -> pd.DataFrame:
     runs["threads"] = _tag(runs, "threads").fillna(runs.get("params.threads", pd.Series(index=runs.index)))
     runs["variant"] = _tag(runs, "variant", "")
     runs["base"] = _tag(runs, "base").fillna(runs["label"])
+    runs["settings"] = None
+    tuned = runs["tuned"].notna()
+    if tuned.any():
+        rows = [tuned_row(*row) for row in runs.loc[tuned, ["method", "label", "variant"]].itertuples(index=False)]
+        runs.loc[tuned, ["label", "base", "settings"]] = rows
     prefix = f"tags.{TAG}unavailable."
     flagged = [c for c in runs.columns if c.startswith(prefix)]
     runs["unavailable"] = [{name[len(prefix):]: why for name, why in row.items() if isinstance(why, str)}
@@ -361,10 +386,13 @@ def tuned_lines(main: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         return []
     shown = set(main["label"]) if len(main) else set()
     notes: dict[str, list[str]] = {}
-    for label, note in cells.loc[cells["tuned"].notna(), ["label", "tuned"]].drop_duplicates().itertuples(index=False):
+    tuned = cells.loc[cells["tuned"].notna(), ["label", "method", "tuned", "settings", "config_hash"]]
+    configs = set(cells.loc[cells["label"] == cells["method"], ["method", "config_hash"]].itertuples(index=False))
+    for label, method, note, settings, config in tuned.drop_duplicates(["label", "tuned"]).itertuples(index=False):
         if label in shown:
-            notes.setdefault(note, []).append(label)
-    lines = [f"Tuned with `mubench tune` ({note}): {', '.join(sorted(labels))}." for note, labels in notes.items()]
+            same = ", its defaults: trial 0 was the best" if (method, config) in configs else ""
+            notes.setdefault(note, []).append(f"{label} ({settings}{same})" if settings else label)
+    lines = [f"Tuned with `mubench tune` ({note}): {'; '.join(sorted(rows))}." for note, rows in notes.items()]
     return lines + [""] if lines else []
 
 
@@ -539,7 +567,8 @@ def render_index(folder: Path) -> str:
         "# Leaderboards", "",
         "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten "
         "with the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0 to 5 "
-        "with `--ablate` and commits the boards here. How to read a board: "
+        "with `--ablate`, then each method tuned with the preset in `presets/` tuned for that board (on other "
+        "seeds, never on test), and commits the boards here. How to read a board: "
         "[Reading the leaderboard](../README.md#reading-the-leaderboard).", "", table, ""])
 
 

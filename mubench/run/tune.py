@@ -26,6 +26,7 @@ import copy
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -218,7 +219,7 @@ def tune(plan: RunPlan, methods: list[str], trials: int, sampler_seed: int = 0) 
     splits, recipe = load_task(task, plan.preset, plan.data_root, scenario, plan.task_options.get(task))[1:]
     experiment_id = open_store(plan.tracking_uri, plan.out)
     killed = mark_dead_runs_killed(plan.tracking_uri, experiment_id)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is one line of ours (run_trial)
     storage = optuna.storages.RDBStorage(f"sqlite:///{(plan.out / STUDY_DB).resolve()}")
     default_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads or default_threads)
@@ -321,6 +322,9 @@ def run_trial(plan, name, trial, splits, recipe, backbone, references: list[Seed
             return scored_trial(plan, name, trial, splits, recipe, backbone, references, parent_run_id, study)
         except Exception as exc:
             if not interrupted(exc):
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                reason = reason if len(reason) <= 300 else reason[:299] + "…"
+                sys.stderr.write(f"{name} trial {trial.number} failed: {reason}\n")  # in place of Optuna's traceback
                 raise
             raise KeyboardInterrupt from exc  # Ctrl-C mid-write left the store locked, and ending the run raised
     except KeyboardInterrupt:
