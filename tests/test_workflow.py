@@ -10,6 +10,7 @@ import yaml
 
 from mubench.cli.main import main
 from mubench.boards.leaderboard import render_index
+from mubench.run.tune import read_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "leaderboard.yml"
@@ -55,6 +56,19 @@ def test_workflow_runs_the_grid_and_renders_the_boards():
     assert set(",".join(ctx.params["scenarios"]).split(",")) == {"random", "class:3"}
 
 
+def test_every_committed_tuned_preset_is_run_on_the_scenario_it_was_tuned_on_with_every_method_it_tunes():
+    """The published boards' tuned rows come from leaderboards/presets/: CI reruns each one where it was tuned."""
+    runs = [_parse(argv) for argv in _mubench_commands() if argv[0] == "run"]
+    presets = sorted((ROOT / "leaderboards" / "presets").glob("*.json"))
+    assert presets
+    for path in presets:
+        tuning, methods = read_preset(path)["tuning"], read_preset(path)["methods"]
+        (ctx,) = [c for c in runs if c.params["preset_from"] is not None and c.params["preset_from"].name == path.name]
+        assert set(ctx.params["methods"].split(",")) == set(methods)
+        assert ",".join(ctx.params["scenarios"]) == tuning["scenario"] and ctx.params["tasks"] == tuning["task"]
+        assert ctx.params["seeds"] == "0,1,2,3,4,5" and not set(tuning["seeds"]) & set(range(6))  # tuned elsewhere
+
+
 def test_the_tests_pass_before_anything_is_run_or_published():
     names = [step.get("name", "") for step in _steps()]
     scripts = [step.get("run", "") for step in _steps()]
@@ -90,7 +104,8 @@ def test_the_grid_runs_the_submitted_methods_that_passed_their_install_and_kit()
     assert install < grid
     written = _parse(commands[install]).params
     assert _parse(commands[grid]).params["methods"] == f"$(cat {written['methods_out']})"
-    tuned = [_parse(argv).params for argv in commands if argv[0] == "run" and "--preset-from" in argv]
+    tuned = [_parse(argv).params for argv in commands if argv[0] == "run" and "--preset-from" in argv
+             and "$methods" in argv]  # the submissions' presets (the built-ins' have a test of their own)
     assert tuned and f"< {written['tuned_out']}" in next(s["run"] for s in _steps() if "--preset-from" in s.get("run", ""))
     grid_params = _parse(commands[grid]).params
     assert all({k: p[k] for k in ("seeds", "ablate", "scenarios", "out")} ==
