@@ -324,9 +324,9 @@ def test_board_ablation_and_failed_cells(board):
     heading = lines.index("## Ablation: finetune")
     assert lines[heading - 1] == lines[heading + 1] == "" and lines[heading + 2].startswith("| variant")
     ablation = tables[1]
-    assert ablation[0] == ["variant", "test acc", "FS", "NoMUS", "unlearn s", "seeds"]
+    assert ablation[0] == ["variant", "test acc", "Δ test acc vs original", "FS", "NoMUS", "unlearn s", "seeds"]
     assert [row[0] for row in ablation[1:]] == ["finetune", "finetune[lr=0.1]"]  # the full configuration first
-    assert ablation[2][1:] == ["0.500 ± 0.000", "0.500 ± 0.000", "0.990 ± 0.000", "0.5", "3"]
+    assert ablation[2][1:] == ["0.500 ± 0.000", "-0.450 ± 0.000", "0.500 ± 0.000", "0.990 ± 0.000", "0.5", "3"]
     failed = board.index("Failed or refused cells:")
     assert board.index("## Ablation: finetune") < failed
     assert board[failed:].splitlines()[2:] == ["- broken (seed 5): ValueError: boom"]
@@ -409,7 +409,8 @@ def test_ablation_puts_the_full_configuration_first_then_the_variants_by_nomus()
     rows = cells_of({"dlfd[b]": {"nomus": (0.7, 0.7)}, "dlfd": {"nomus": (0.8, 0.8)},
                      "dlfd[a]": {"nomus": (0.9, 0.9)}, "dlfd[c]": {"nomus": (0.85, 0.85)},
                      "scrub[x]": {"nomus": (0.95, 0.95)}})
-    ablation = parse_tables(render_ablation(summarise(pd.DataFrame(rows)), "dlfd"))[0]
+    frame = pd.DataFrame(rows)
+    ablation = parse_tables(render_ablation(summarise(frame), "dlfd", frame))[0]
     assert [row[0] for row in ablation[1:]] == ["dlfd", "dlfd[a]", "dlfd[c]", "dlfd[b]"]
     assert ablation[1][-1] == "2"
 
@@ -438,7 +439,8 @@ def test_index_lists_each_board(tmp_path):
     assert lines[1:4] == ["", (
         "Generated from the MLflow store by `mubench leaderboard`, never edited by hand; this index is rewritten with "
         "the boards. The workflow `.github/workflows/leaderboard.yml` reruns the default grid on seeds 0 to 5 with "
-        "`--ablate` and commits the boards here. How to read a board: "
+        "`--ablate`, then each method tuned with the preset in `presets/` tuned for that board (on other seeds, never "
+        "on test), and commits the boards here. How to read a board: "
         "[Reading the leaderboard](../README.md#reading-the-leaderboard)."), ""]
     assert parse_tables(text) == [[
         ["board", "task × backbone", "seeds", "produced by"],

@@ -358,16 +358,49 @@ def _percent(value: float) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.3g} %"
 
 
-def render_ablation(summary: pd.DataFrame, base: str) -> str:
-    """The paper's Table 3 shape: the full configuration and each variant with one component changed; a column of
-    each ABLATION_SHARES metric (mean over seeds) that some row of the section has."""
-    rows = summary[summary["base"] == base].sort_values("variant", key=lambda v: v != "", kind="stable")
+def render_ablation(summary: pd.DataFrame, base: str, cells: pd.DataFrame) -> str:
+    """The paper's Table 3 shape: the full configuration and each variant with one component changed (and the
+    method's tuned row, if any); each row's test acc minus the Original's, paired over seeds; a column of each
+    ABLATION_SHARES metric (mean over seeds) that some row of the section has, with a line saying which rows keep the
+    Original's test accuracy within noise (what such a method's selection promises)."""
+    rows = summary[(summary["base"] == base) | (summary["label"] == f"{base} tuned")]
+    order = {base: 0, f"{base} tuned": 1}
+    rows = rows.sort_values("label", key=lambda labels: labels.map(lambda label: order.get(label, 2)), kind="stable")
     shares = [metric for metric in ABLATION_SHARES if metric in rows and rows[metric].notna().any()]
-    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci),
-             *(_percent(getattr(row, metric)) for metric in shares), _fmt(row.unlearn_seconds, digits=1), row.seeds]
+    kept = {row.label: paired_test_acc_change(cells, row.label) for row in rows.itertuples()}
+    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(*kept[row.label]), _fmt(row.fs, row.fs_ci),
+             _fmt(row.nomus, row.nomus_ci), *(_percent(getattr(row, metric)) for metric in shares),
+             _fmt(row.unlearn_seconds, digits=1), row.seeds]
             for row in rows.itertuples()]
-    return table(body, ["variant", "test acc", "FS", "NoMUS", *(ABLATION_SHARES[m] for m in shares), "unlearn s",
-                        "seeds"])
+    text = table(body, ["variant", "test acc", "Δ test acc vs original", "FS", "NoMUS",
+                        *(ABLATION_SHARES[m] for m in shares), "unlearn s", "seeds"])
+    if not shares:
+        return text
+    original = summary[summary["label"] == "original"]
+    if original.empty:
+        return text
+    accuracy, count = float(original["test_acc"].iloc[0]), float(original["test_count"].iloc[0])
+    if not 0 < accuracy < 1 or not count > 0:  # nan included: no reading to compare with
+        return text
+    noise = lambda seeds: 1.96 * math.sqrt(2 * accuracy * (1 - accuracy) / count / seeds)
+    within = [row.label for row in rows.itertuples() if abs(kept[row.label][0]) <= noise(row.seeds)]
+    beyond = [row.label for row in rows.itertuples() if abs(kept[row.label][0]) > noise(row.seeds)]
+    return text + (f"\n\nTest accuracy within measurement noise of the Original's (a mean paired change under "
+                   f"{noise(int(rows['seeds'].max())):.3f} on {int(rows['seeds'].max())} seeds: 1.96·√(2·p·(1 − p)/n/"
+                   f"seeds) at the Original's p = {accuracy:.3f} on n = {count:.0f} test images, what two readings "
+                   f"differ by with nothing changed): {', '.join(within) or 'no row'}; beyond it: "
+                   f"{', '.join(beyond) or 'no row'}.")
+
+
+def paired_test_acc_change(cells: pd.DataFrame, label: str) -> tuple[float, float]:
+    """Mean and 95 % half-width over seeds of the row's test acc minus the Original's on the same seed."""
+    done = cells[cells["status"] == "FINISHED"]
+    if "test_acc" not in done:
+        return math.nan, math.nan
+    acc = lambda name: done[done["label"] == name].set_index(done[done["label"] == name]["seed"].astype(int))["test_acc"]
+    row, original = acc(label), acc("original")
+    common = row.index.intersection(original.index)
+    return mean_ci((row[common] - original[common]).astype(float))
 
 
 def board_title(key: tuple) -> str:
@@ -492,7 +525,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                        f"shown. " for name in missing) + (GAP_TIE_NOTE if class_wise else TIE_NOTE)
              + STABILITY_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
-        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
+        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base, cells)]
     if unavailable:
         lines += ["", "Not available (the cells are scored without these attacks' columns):", ""]
         lines += [f"- {name}: {', '.join(f'{label} (seed {seed})' for label, seed in sorted(where))}: {reason}."
