@@ -410,7 +410,7 @@ def test_ablation_puts_the_full_configuration_first_then_the_variants_by_nomus()
                      "dlfd[a]": {"nomus": (0.9, 0.9)}, "dlfd[c]": {"nomus": (0.85, 0.85)},
                      "scrub[x]": {"nomus": (0.95, 0.95)}})
     frame = pd.DataFrame(rows)
-    ablation = parse_tables(render_ablation(summarise(frame), "dlfd", frame))[0]
+    ablation = parse_tables(render_ablation(summarise(frame), "dlfd"))[0]
     assert [row[0] for row in ablation[1:]] == ["dlfd", "dlfd[a]", "dlfd[c]", "dlfd[b]"]
     assert ablation[1][-1] == "2"
 

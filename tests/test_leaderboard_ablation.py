@@ -15,7 +15,7 @@ SSD_CELLS = {"ssd": {"nomus": (0.6, 0.6), "ssd_dampened_share": (0.001, 0.003)},
 def test_ssd_section_shows_the_mean_dampened_share_in_percent():
     rows = cells_of(SSD_CELLS)
     frame = pd.DataFrame(rows)
-    ablation = parse_tables(render_ablation(summarise(frame, ("ssd_dampened_share",)), "ssd", frame))[0]
+    ablation = parse_tables(render_ablation(summarise(frame, ("ssd_dampened_share",)), "ssd"))[0]
     assert ablation[0] == ["variant", "test acc", "Δ test acc vs original", "FS", "NoMUS", "dampened weights",
                            "unlearn s", "seeds"]
     assert [row[0] for row in ablation[1:]] == ["ssd", "ssd[fixed-alpha]"]
@@ -25,12 +25,12 @@ def test_ssd_section_shows_the_mean_dampened_share_in_percent():
 def test_a_section_whose_cells_lack_the_metric_has_no_such_column():
     rows = cells_of(SSD_CELLS)
     frame = pd.DataFrame(rows)
-    section = render_ablation(summarise(frame, ("ssd_dampened_share",)), "dlfd", frame)
+    section = render_ablation(summarise(frame, ("ssd_dampened_share",)), "dlfd")
     assert parse_tables(section)[0][0] == ["variant", "test acc", "Δ test acc vs original", "FS", "NoMUS",
                                            "unlearn s", "seeds"]
     assert "measurement noise" not in section  # said only of a method that logs a share (what it selects)
     plain = pd.DataFrame(cells_of({"dlfd": {"nomus": (0.7,)}, "dlfd[static]": {"nomus": (0.6,)}}))
-    assert parse_tables(render_ablation(summarise(plain), "dlfd", plain))[0][0][5] == "unlearn s"
+    assert parse_tables(render_ablation(summarise(plain), "dlfd"))[0][0][5] == "unlearn s"
 
 
 def test_the_board_carries_the_logged_share_into_the_ssd_section():
@@ -49,7 +49,7 @@ def test_the_section_pairs_test_acc_with_the_originals_and_says_which_rows_stay_
         cell("ssd tuned", seed, test_acc=0.74, ssd_dampened_share=0.01, test_count=360, method="ssd",
              base="ssd tuned") for seed in (0, 1)]
     frame = pd.DataFrame(rows)
-    section = render_ablation(summarise(frame, ("ssd_dampened_share",)), "ssd", frame)
+    section = render_ablation(summarise(frame, ("ssd_dampened_share",)), "ssd")
     table = parse_tables(section)[0]
     assert [row[0] for row in table[1:]] == ["ssd", "ssd tuned", "ssd[fixed-alpha]"]  # the method's tuned row too
     # paired per seed: -0.06 twice; -0.02 twice; -0.01 and +0.01 (half-width t(0.975, 1)·0.01414/√2 = 0.127)

@@ -121,6 +121,8 @@ def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = (), gap_metr
     if "nomus" not in done:  # no cell of the board had the paper's FS to compute it from
         done["nomus"] = math.nan
     retrain = done[done["label"] == "retrain"].set_index("seed")
+    original_acc = done.loc[done["label"] == "original"].set_index("seed")[["test_acc"]] if "test_acc" in done \
+        else pd.DataFrame(columns=["test_acc"])
     rows = []
     for label, group in done.groupby("label"):
         row = {"label": label, "method": group["method"].iloc[0], "seeds": len(group),
@@ -131,6 +133,9 @@ def summarise(cells: pd.DataFrame, extra_metrics: tuple[str, ...] = (), gap_metr
             row[metric], row[f"{metric}_ci"] = mean_ci(group[metric]) if metric in group else (math.nan, math.nan)
         paired = group.set_index("seed").join(retrain, rsuffix="_retrain", how="inner")
         row["delta_nomus"], row["delta_nomus_ci"] = mean_ci(paired["nomus"] - paired["nomus_retrain"])
+        kept = group.set_index("seed")[["test_acc"]].join(original_acc, rsuffix="_original", how="inner") \
+            if "test_acc" in group else pd.DataFrame(columns=["test_acc", "test_acc_original"])
+        row["delta_test_acc"], row["delta_test_acc_ci"] = mean_ci(kept["test_acc"] - kept["test_acc_original"])
         gaps = [(paired[m] - paired[f"{m}_retrain"]).abs() for m in gap_metrics if m in paired]
         gap = sum(gaps) / len(gaps) if gaps and len(paired) else pd.Series(dtype=float)
         row["gap"], row["gap_ci"] = mean_ci(gap)
@@ -358,7 +363,7 @@ def _percent(value: float) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.3g} %"
 
 
-def render_ablation(summary: pd.DataFrame, base: str, cells: pd.DataFrame) -> str:
+def render_ablation(summary: pd.DataFrame, base: str) -> str:
     """The paper's Table 3 shape: the full configuration and each variant with one component changed (and the
     method's tuned row, if any); each row's test acc minus the Original's, paired over seeds; a column of each
     ABLATION_SHARES metric (mean over seeds) that some row of the section has, with a line saying which rows keep the
@@ -367,8 +372,7 @@ def render_ablation(summary: pd.DataFrame, base: str, cells: pd.DataFrame) -> st
     order = {base: 0, f"{base} tuned": 1}
     rows = rows.sort_values("label", key=lambda labels: labels.map(lambda label: order.get(label, 2)), kind="stable")
     shares = [metric for metric in ABLATION_SHARES if metric in rows and rows[metric].notna().any()]
-    kept = {row.label: paired_test_acc_change(cells, row.label) for row in rows.itertuples()}
-    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(*kept[row.label]), _fmt(row.fs, row.fs_ci),
+    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.delta_test_acc, row.delta_test_acc_ci), _fmt(row.fs, row.fs_ci),
              _fmt(row.nomus, row.nomus_ci), *(_percent(getattr(row, metric)) for metric in shares),
              _fmt(row.unlearn_seconds, digits=1), row.seeds]
             for row in rows.itertuples()]
@@ -383,24 +387,13 @@ def render_ablation(summary: pd.DataFrame, base: str, cells: pd.DataFrame) -> st
     if not 0 < accuracy < 1 or not count > 0:  # nan included: no reading to compare with
         return text
     noise = lambda seeds: 1.96 * math.sqrt(2 * accuracy * (1 - accuracy) / count / seeds)
-    within = [row.label for row in rows.itertuples() if abs(kept[row.label][0]) <= noise(row.seeds)]
-    beyond = [row.label for row in rows.itertuples() if abs(kept[row.label][0]) > noise(row.seeds)]
+    within = [row.label for row in rows.itertuples() if abs(row.delta_test_acc) <= noise(row.seeds)]
+    beyond = [row.label for row in rows.itertuples() if abs(row.delta_test_acc) > noise(row.seeds)]
     return text + (f"\n\nTest accuracy within measurement noise of the Original's (a mean paired change under "
                    f"{noise(int(rows['seeds'].max())):.3f} on {int(rows['seeds'].max())} seeds: 1.96·√(2·p·(1 − p)/n/"
                    f"seeds) at the Original's p = {accuracy:.3f} on n = {count:.0f} test images, what two readings "
                    f"differ by with nothing changed): {', '.join(within) or 'no row'}; beyond it: "
                    f"{', '.join(beyond) or 'no row'}.")
-
-
-def paired_test_acc_change(cells: pd.DataFrame, label: str) -> tuple[float, float]:
-    """Mean and 95 % half-width over seeds of the row's test acc minus the Original's on the same seed."""
-    done = cells[cells["status"] == "FINISHED"]
-    if "test_acc" not in done:
-        return math.nan, math.nan
-    acc = lambda name: done[done["label"] == name].set_index(done[done["label"] == name]["seed"].astype(int))["test_acc"]
-    row, original = acc(label), acc("original")
-    common = row.index.intersection(original.index)
-    return mean_ci((row[common] - original[common]).astype(float))
 
 
 def board_title(key: tuple) -> str:
@@ -525,7 +518,7 @@ def render_board(key: tuple, cells: pd.DataFrame) -> str:
                        f"shown. " for name in missing) + (GAP_TIE_NOTE if class_wise else TIE_NOTE)
              + STABILITY_NOTE]
     for base in sorted({row.base for row in full.itertuples() if row.variant}) if len(full) else []:
-        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base, cells)]
+        lines += ["", f"## Ablation: {base}", "", render_ablation(full, base)]
     if unavailable:
         lines += ["", "Not available (the cells are scored without these attacks' columns):", ""]
         lines += [f"- {name}: {', '.join(f'{label} (seed {seed})' for label, seed in sorted(where))}: {reason}."
