@@ -20,7 +20,8 @@ from mubench.harness.plan import RunPlan, method_specs
 from mubench.core.search import Choice, IntRange, LogUniform, Uniform, outside_space
 from mubench.core.tracking import default_tracking_uri
 from mubench.boards.leaderboard import tuned_lines, tuned_row
-from mubench.run.tune import PRESET_FILE, STUDY_DB, ValReadings, objective, preset_assignments, read_preset, tune
+from mubench.run.tune import (PRESET_FILE, STUDY_DB, ValReadings, objective, preset_assignments, read_preset,
+                              tag_tuned_cells, tune)
 from conftest import invoke
 
 METHOD = "neggrad"
@@ -349,6 +350,27 @@ def test_the_tuned_line_gives_each_rows_settings_and_says_when_the_defaults_won(
     line, blank = tuned_lines(cells[["label"]], cells)
     assert line == ("Tuned with `mubench tune` (how): salun tuned (lr=0.013, its defaults: trial 0 was the best); "
                     "scrub tuned (lr=0.1).") and blank == ""
+
+
+def test_a_preset_tags_only_the_cells_of_its_runs_boards_even_where_another_scenario_has_the_same_label(tmp_path):
+    """Presets tuned on two scenarios can give a method the same configuration (its defaults won on both): each run
+    tags the cells of its own boards, so the random board never carries the class-wise tuning's note."""
+    from mlflow import MlflowClient
+    from mubench.core.store import EXPERIMENT, TAG
+    client = MlflowClient(default_tracking_uri(tmp_path))
+    experiment = client.create_experiment(EXPERIMENT)
+    label = "salun[lr=0.013]"
+    cells = {scenario: client.create_run(experiment, tags={f"{TAG}kind": "cell", f"{TAG}label": label,
+                                                          f"{TAG}task": "digits", f"{TAG}scenario": scenario}).info.run_id
+             for scenario in ("random", "class:3")}
+    tuning = {"task": "digits", "preset": "default", "backbone": "resnet18", "seeds": [10, 11], "trials": 10,
+              "objective": "gap", "sampler": "TPE", "sampler_seed": 0}
+    for scenario in ("random", "class:3"):
+        parent = client.create_run(experiment).info.run_id
+        tag_tuned_cells(default_tracking_uri(tmp_path), parent, {"tuning": {**tuning, "scenario": scenario}}, [label],
+                        {("digits", scenario)})
+    notes = {scenario: client.get_run(run_id).data.tags[f"{TAG}tuned"] for scenario, run_id in cells.items()}
+    assert "[class:3]" in notes["class:3"] and "[class:3]" not in notes["random"]
 
 
 def test_a_tuned_row_is_named_for_its_method_with_its_settings_at_three_significant_digits():

@@ -227,7 +227,8 @@ def run(methods, tasks, backbones, seeds, scenarios, out, tracking_uri, data_roo
     if tuned is not None:
         from mubench.run.tune import tag_tuned_cells
         tag_tuned_cells(plan.tracking_uri, summary.parent_run_id, tuned,
-                        [s.row for s in plan.methods if s.name in tuned["methods"]])
+                        [s.row for s in plan.methods if s.name in tuned["methods"]],
+                        {(task, scenario) for task in plan.tasks for scenario in plan.scenarios})
     if summary.killed:
         more = f" and {len(summary.killed) - 5} more" if len(summary.killed) > 5 else ""
         click.echo(f"marked {len(summary.killed)} run(s) KILLED whose process is gone: "

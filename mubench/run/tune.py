@@ -471,14 +471,18 @@ def preset_assignments(payload: dict, methods: list[str], given: tuple[str, ...]
     return out
 
 
-def tag_tuned_cells(tracking_uri: str, parent_run_id: str, payload: dict, labels: list[str]) -> None:
+def tag_tuned_cells(tracking_uri: str, parent_run_id: str, payload: dict, labels: list[str],
+                    boards: set[tuple[str, str]]) -> None:
     """Mark the cells of the tuned rows (tag `tuned`: how the configuration was chosen): this run's and those an
-    earlier, killed run from the same preset finished (a rerun skips them)."""
+    earlier, killed run from the same preset finished (a rerun skips them), on this run's (task, scenario) boards
+    only: a preset tuned for another scenario may give a method the same configuration, and so the same label."""
     client = mlflow.MlflowClient(tracking_uri)
     note = tuned_note(payload["tuning"])
     client.set_tag(parent_run_id, f"{TAG}tuned", note)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}kind` = 'cell'", max_results=50000)
     for run in runs:
-        if run.data.tags.get(f"{TAG}label") in labels and run.data.tags.get(f"{TAG}tuned") != note:
+        tags = run.data.tags
+        board = (tags.get(f"{TAG}task"), tags.get(f"{TAG}scenario", "random"))
+        if tags.get(f"{TAG}label") in labels and board in boards and tags.get(f"{TAG}tuned") != note:
             client.set_tag(run.info.run_id, f"{TAG}tuned", note)
