@@ -10,6 +10,7 @@ import yaml
 
 from mubench.cli.main import main
 from mubench.boards.leaderboard import render_index
+from mubench.data.tasks import TASKS
 from mubench.run.tune import read_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,10 +57,16 @@ def test_workflow_runs_the_grid_and_renders_the_boards():
     assert set(",".join(ctx.params["scenarios"]).split(",")) == {"random", "class:3"}
 
 
+def _presets(offline: bool) -> list[Path]:
+    """The committed presets of tasks the workflow can run (no data root) or of tasks it cannot (real faces)."""
+    paths = sorted((ROOT / "leaderboards" / "presets").glob("*.json"))
+    return [p for p in paths if TASKS.get(read_preset(p)["tuning"]["task"]).needs_data_root != offline]
+
+
 def test_every_committed_tuned_preset_is_run_on_the_scenario_it_was_tuned_on_with_every_method_it_tunes():
     """The published boards' tuned rows come from leaderboards/presets/: CI reruns each one where it was tuned."""
     runs = [_parse(argv) for argv in _mubench_commands() if argv[0] == "run"]
-    presets = sorted((ROOT / "leaderboards" / "presets").glob("*.json"))
+    presets = _presets(offline=True)
     assert presets
     for path in presets:
         tuning, methods = read_preset(path)["tuning"], read_preset(path)["methods"]
@@ -67,6 +74,27 @@ def test_every_committed_tuned_preset_is_run_on_the_scenario_it_was_tuned_on_wit
         assert set(ctx.params["methods"].split(",")) == set(methods)
         assert ",".join(ctx.params["scenarios"]) == tuning["scenario"] and ctx.params["tasks"] == tuning["task"]
         assert ctx.params["seeds"] == "0,1,2,3,4,5" and not set(tuning["seeds"]) & set(range(6))  # tuned elsewhere
+
+
+def _documented_runs(*paths: Path) -> list[click.Context]:
+    """The indented `mubench run` commands of markdown files (a trailing backslash continues a line), parsed."""
+    text = "\n".join(path.read_text() for path in paths).replace("\\\n", " ")
+    lines = [line.split("#")[0].split()[1:] for line in text.splitlines() if line.startswith("    mubench run ")]
+    return [_parse(argv) for argv in lines]
+
+
+def test_a_preset_of_a_task_that_needs_data_is_run_by_a_documented_command_with_every_method_it_tunes():
+    """CI has no face data: a real-face preset's rows are reproduced by the command the README or its board gives."""
+    for path in _presets(offline=False):
+        tuning, methods = read_preset(path)["tuning"], read_preset(path)["methods"]
+        board = ROOT / "leaderboards" / f"{tuning['task']}-{tuning['backbone']}.md"
+        runs = _documented_runs(ROOT / "README.md", board)
+        named = [c for c in runs if c.params["preset_from"] is not None and c.params["preset_from"].name == path.name]
+        assert named, f"no documented mubench run applies {path.name}"
+        for ctx in named:
+            assert set(ctx.params["methods"].split(",")) == set(methods) and ctx.params["tasks"] == tuning["task"]
+            assert (",".join(ctx.params["scenarios"]) or "random") == tuning["scenario"]  # random when not given
+            assert not set(tuning["seeds"]) & {int(s) for s in ctx.params["seeds"].split(",")}  # tuned elsewhere
 
 
 def test_the_tests_pass_before_anything_is_run_or_published():
