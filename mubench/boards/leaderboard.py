@@ -372,8 +372,9 @@ def render_ablation(summary: pd.DataFrame, base: str) -> str:
     order = {base: 0, f"{base} tuned": 1}
     rows = rows.sort_values("label", key=lambda labels: labels.map(lambda label: order.get(label, 2)), kind="stable")
     shares = [metric for metric in ABLATION_SHARES if metric in rows and rows[metric].notna().any()]
-    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.delta_test_acc, row.delta_test_acc_ci), _fmt(row.fs, row.fs_ci),
-             _fmt(row.nomus, row.nomus_ci), *(_percent(getattr(row, metric)) for metric in shares),
+    body = [[row.label, _fmt(row.test_acc, row.test_acc_ci), _fmt(row.delta_test_acc, row.delta_test_acc_ci),
+             _fmt(row.fs, row.fs_ci), _fmt(row.nomus, row.nomus_ci),
+             *(_percent(getattr(row, metric)) for metric in shares),
              _fmt(row.unlearn_seconds, digits=1), row.seeds]
             for row in rows.itertuples()]
     text = table(body, ["variant", "test acc", "Δ test acc vs original", "FS", "NoMUS",
