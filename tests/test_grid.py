@@ -300,13 +300,12 @@ def test_ctrl_c_records_the_running_cell_killed_as_interrupted_and_the_same_comm
     is left RUNNING; the rerun computes only what had not finished."""
     process = interruptible([str(MUBENCH), *SMOKE, *RESUME_GRID, "--workers", "1", "--out", str(tmp_path)])
     deadline = time.monotonic() + 300
-    statuses = []
-    while time.monotonic() < deadline and process.poll() is None:
+    statuses, ready = [], False
+    while not ready and time.monotonic() < deadline and process.poll() is None:
         statuses = [status for _, status in cell_statuses(tmp_path / "mlflow.db")]
-        if "RUNNING" in statuses and 1 <= statuses.count("FINISHED") <= 5:  # cells still to come after this one
-            break
-        time.sleep(0.05)
-    assert process.poll() is None and "RUNNING" in statuses, f"the grid ended before it could be interrupted: {statuses}"
+        ready = "RUNNING" in statuses and 1 <= statuses.count("FINISHED") <= 5  # cells still to come after this one
+        time.sleep(0 if ready else 0.05)
+    assert ready and process.poll() is None, f"the grid ended before it could be interrupted: {statuses}"
     process.send_signal(signal.SIGINT)
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode == 130, f"cells when SIGINT was sent: {statuses}\n{stderr[-3000:]}"

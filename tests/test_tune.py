@@ -532,9 +532,12 @@ def test_ctrl_c_on_a_real_tune_is_one_line_exit_130_and_leaves_no_trial_failed_o
         except sqlite3.Error:
             return []
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None and "RUNNING" not in trial_states()[1:]:
-        time.sleep(0.05)
-    assert process.poll() is None, "the tune ended before it could be interrupted"
+    # trial 1 of 3 running: trial 2 is still to come, so the signal cannot reach a tune that has nothing left to stop
+    seen: list[str] = []
+    while time.monotonic() < deadline and process.poll() is None and seen[1:2] != ["RUNNING"]:
+        seen = trial_states()
+        time.sleep(0 if seen[1:2] == ["RUNNING"] else 0.05)
+    assert process.poll() is None and seen[1:2] == ["RUNNING"], f"the tune ended before it could be interrupted: {seen}"
     process.send_signal(signal.SIGINT)
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode == 130, stderr[-3000:]
