@@ -259,7 +259,7 @@ def test_ray_executor_gives_the_local_executors_board(tmp_path):
 
 # Crash safety ---------------------------------------------------------------------------------------------------
 
-RESUME_GRID = ("--methods", "original,retrain,finetune,neggrad", "--seeds", "0,1")
+RESUME_GRID = ("--methods", "original,retrain,finetune,ssd", "--seeds", "0,1")
 
 
 @pytest.mark.slow
@@ -325,7 +325,7 @@ def test_ctrl_c_records_the_running_cell_killed_as_interrupted_and_the_same_comm
 def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path):
     first = subprocess.Popen([str(MUBENCH), *SMOKE, "--methods", "original,finetune", "--out", str(tmp_path)],
                              env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    second = mubench(*SMOKE, "--methods", "retrain,neggrad", "--out", str(tmp_path))
+    second = mubench(*SMOKE, "--methods", "retrain,ssd", "--out", str(tmp_path))
     first_err = first.communicate(timeout=600)[1]
     assert first.returncode == 0, first_err[-3000:]
     assert second.returncode == 0, second.stderr[-3000:]
@@ -338,11 +338,11 @@ def test_two_runs_at_once_share_one_store_and_train_each_reference_once(tmp_path
     board = mubench("leaderboard", "--store", str(tmp_path), "--out", str(tmp_path / "boards"))
     assert board.returncode == 0
     text = (tmp_path / "boards" / "digits-resnet18-smoke.md").read_text()
-    assert all(f"| {row}" in text for row in ("original (reference)", "retrain (reference)", "finetune", "neggrad"))
+    assert all(f"| {row}" in text for row in ("original (reference)", "retrain (reference)", "finetune", "ssd"))
 
 
 def test_the_same_grid_started_twice_on_one_store_computes_each_cell_once(tmp_path):
-    grid = (*SMOKE, "--methods", "finetune,neggrad", "--seeds", "0,1", "--workers", "1", "--out", str(tmp_path))
+    grid = (*SMOKE, "--methods", "finetune,ssd", "--seeds", "0,1", "--workers", "1", "--out", str(tmp_path))
     first = subprocess.Popen([str(MUBENCH), *grid], env=environment(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     second = mubench(*grid)

@@ -124,7 +124,7 @@ def test_the_first_line_says_what_will_run_before_any_training(cli, tmp_path):
     assert lines[0].startswith("mubench run: 3 cell(s) over 1 task × backbone × seed group(s); 2 reference(s) to "
                                "train, 0 from the cache; 1 worker(s) × 1 torch thread(s). Estimate: about ")
     assert lines[1].startswith("reference original digits/resnet18 seed 0: trained in")
-    again = cli("run", "--preset", "smoke", "--methods", "finetune,neggrad", "--no-plots", "--out", str(tmp_path))
+    again = cli("run", "--preset", "smoke", "--methods", "finetune,ssd", "--no-plots", "--out", str(tmp_path))
     assert again.stderr.splitlines()[0].startswith("mubench run: 1 cell(s) over 1 task × backbone × seed group(s); 0 "
                                                    "reference(s) to train, 2 from the cache")
 

@@ -83,7 +83,7 @@ def test_a_full_disk_stops_the_grid_with_one_sentence_and_a_rerun_on_a_larger_di
     if not _mount_small_disk(disk, "1000k"):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        command = [str(MUBENCH), "run", *SMOKE, "--methods", "finetune,neggrad,scrub,salun", "--workers", workers,
+        command = [str(MUBENCH), "run", *SMOKE, "--methods", "finetune,ssd,scrub,salun", "--workers", workers,
                    "--out", str(disk / "out"), "--cache-dir", str(tmp_path / "cache")]
         full = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert full.returncode == 2, full.stderr[-3000:]

@@ -1,8 +1,8 @@
 """mubench tune: search spaces hold the defaults, the objective is the gap to Retrain on val-side readings over two
 seeds, the sampler is seeded, test is never read, a killed tune resumes, and the preset file round-trips into
-`mubench run`. The trials tune NegGrad on the smoke preset (one forget batch per epoch: the cheapest method with a
-search space); where only the objective's arithmetic or the budget is tested, a stub returns a reference model instead
-of unlearning."""
+`mubench run`. The trials tune SSD on the smoke preset (no optimiser steps: the cheapest method with a search space;
+NegGrad's 47-step floor makes its trial cost 20 smoke Retrains); where only the objective's arithmetic or the budget
+is tested, a stub returns a reference model instead of unlearning."""
 from __future__ import annotations
 
 import copy
@@ -24,7 +24,7 @@ from mubench.run.tune import (PRESET_FILE, STUDY_DB, ValReadings, objective, pre
                               tag_tuned_cells, tune)
 from conftest import invoke
 
-METHOD = "neggrad"
+METHOD = "ssd"
 
 
 @pytest.fixture(scope="module")
@@ -325,8 +325,8 @@ def test_the_preset_round_trips_into_run_configs(first_tune):
     config = spec.config_for("digits")
     assert {k: getattr(config, k) for k in tuned.params} == tuned.params
     assert payload["tuning"]["trials"] == 3 and payload["tuning"]["sampler_seed"] == 0
-    explicit = f"{METHOD}.lr=0.5"  # an explicit --set wins over the preset
-    assert not any(a.startswith(f"{METHOD}.lr=") for a in preset_assignments(payload, [METHOD], [explicit]))
+    explicit = f"{METHOD}.alpha=50"  # an explicit --set wins over the preset
+    assert not any(a.startswith(f"{METHOD}.alpha=") for a in preset_assignments(payload, [METHOD], [explicit]))
 
 
 def test_run_from_the_preset_tags_its_cells_and_the_board_says_so(first_tune, cache):
