@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -109,15 +109,23 @@ def mia_scores(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> MiaRe
     splitter = StratifiedShuffleSplit(n_splits=MIA_SPLITS, test_size=MIA_HELD_OUT, random_state=0)
     raw = paper_attack_accuracy(losses, labels, splitter)
     log_feature = np.log(losses + 1e-12).reshape(-1, 1)
-    scaled = make_pipeline(StandardScaler(), LogisticRegression())
-    logloss = cross_val_score(scaled, log_feature, labels, cv=splitter, scoring="accuracy")
+    logloss = split_accuracies(lambda: make_pipeline(StandardScaler(), LogisticRegression()), log_feature, labels,
+                               splitter)
     auc = roc_auc_score(labels, -losses)
     return MiaResult(float(raw.mean()), float(logloss.mean()), float(auc), len(members), len(nonmembers))
 
 
 def paper_attack_accuracy(losses: np.ndarray, labels: np.ndarray, splitter) -> np.ndarray:
     """The MUFAC/DLFD notebooks' attack: a default LogisticRegression() on the raw loss, accuracy per split."""
-    return cross_val_score(LogisticRegression(), losses.reshape(-1, 1), labels, cv=splitter, scoring="accuracy")
+    return split_accuracies(LogisticRegression, losses.reshape(-1, 1), labels, splitter)
+
+
+def split_accuracies(make_attack, features: np.ndarray, labels: np.ndarray, splitter) -> np.ndarray:
+    """A fresh `make_attack()` fitted on each split's train part, its accuracy on the held-out part: what
+    `cross_val_score(..., scoring="accuracy")` computes, without its per-fit dispatch (half the time of the no-signal
+    floor's 1,000 fits)."""
+    return np.array([np.mean(make_attack().fit(features[train], labels[train]).predict(features[held]) == labels[held])
+                     for train, held in splitter.split(features, labels)])
 
 
 def mia_efficacy(member_confidence: np.ndarray, nonmember_confidence: np.ndarray,
